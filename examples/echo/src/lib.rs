@@ -1,0 +1,52 @@
+//! Echo: an example ej handler that sends each stanza back to its sender.
+//!
+//! Each stanza is echoed with its `from` and `to` attributes swapped (a
+//! stanza with neither is echoed unchanged), except `<count/>`, which gets
+//! `<count n='N'/>` back, N being the number of stanzas so far, this one
+//! included. The stream header is answered with one of our own, and the
+//! peer's end of stream with ours.
+
+use ej_guest::{CloseReason, Context, Handler, xml};
+use serde::{Deserialize, Serialize};
+
+/// The handler, and the state each connection carries between events.
+#[derive(Default, Serialize, Deserialize)]
+struct Echo {
+    /// Stanzas received on this connection.
+    stanzas: u64,
+    /// The `to` of the peer's stream header: the domain we speak for.
+    domain: String,
+}
+
+impl Handler for Echo {
+    fn stream_open(&mut self, cx: &mut Context, header: &str) -> Result<(), String> {
+        let header = xml::Element::parse(header)?;
+        self.domain = header.attr("to").unwrap_or_default().to_owned();
+        cx.send(format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams' from='{}' version='1.0'>",
+            xml::escape(&self.domain)
+        ));
+        Ok(())
+    }
+
+    fn stanza(&mut self, cx: &mut Context, stanza: &str) -> Result<(), String> {
+        self.stanzas += 1;
+        let el = xml::Element::parse(stanza)?;
+        if el.name() == "count" {
+            cx.send(format!("<count n='{}'/>", self.stanzas));
+        } else {
+            cx.send(el.swap_from_to());
+        }
+        Ok(())
+    }
+
+    fn closed(&mut self, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
+        if reason == CloseReason::StreamEnd {
+            cx.send("</stream:stream>");
+        }
+        Ok(())
+    }
+}
+
+ej_guest::export!(Echo);

@@ -1,0 +1,49 @@
+//! Host-side bindings of the `ej:handler` world in `wit/handler.wit`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "handler",
+    exports: { default: async },
+});
+
+pub use ej::handler::types::{Action, CloseReason, ModuleInfo};
+
+impl Event {
+    /// The event's name in crash reports and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::StreamOpen(_) => "stream-open",
+            Event::Stanza(_) => "stanza",
+            Event::Closed(_) => "closed",
+        }
+    }
+}
+
+impl CloseReason {
+    /// The reason's name, as in the WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::StreamEnd => "stream-end",
+            CloseReason::Disconnected => "disconnected",
+            CloseReason::Handler => "handler",
+            CloseReason::Fault => "fault",
+            CloseReason::StreamError => "stream-error",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl Outcome {
+    /// Bytes this outcome asks the host to hold or write.
+    pub fn size(&self) -> usize {
+        self.state.len()
+            + self
+                .actions
+                .iter()
+                .map(|action| match action {
+                    Action::Send(text) | Action::Close(Some(text)) => text.len(),
+                    Action::Close(None) | Action::Throttle(_) | Action::ResetStream => 0,
+                })
+                .sum::<usize>()
+    }
+}

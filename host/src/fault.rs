@@ -1,0 +1,34 @@
+//! What a failed event left behind: why it failed, where in the guest, and
+//! what the guest wrote before it did. Faults are values, never panics.
+
+use serde::Serialize;
+
+/// Why an event's outcome was discarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// The guest trapped (a panic, `unreachable`, an out-of-bounds access…).
+    Trap,
+    /// The event ran past its deadline.
+    Timeout,
+    /// The guest tried to grow its memory past the limit.
+    Memory,
+    /// The returned state and actions were larger than allowed.
+    OutcomeTooLarge,
+    /// The handler returned an error.
+    HandlerError,
+    /// The instance could not be created.
+    Instantiate,
+}
+
+/// A failed event, ready to go into a crash report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// One line saying what went wrong.
+    pub reason: String,
+    /// The guest's call stack at the fault, innermost first, when known.
+    pub backtrace: Vec<String>,
+    /// What the guest wrote to stdout and stderr during the event (bounded).
+    pub output: String,
+}

@@ -1,0 +1,20 @@
+//! ej: a server for long-lived XML streams whose protocol logic is an
+//! untrusted WebAssembly component, instantiated afresh for every event.
+//!
+//! The host owns the sockets, the per-connection state and the flow
+//! control; handlers only ever see one event, its connection's state, and
+//! return the new state and a list of actions.
+
+pub mod bindings;
+pub mod cli;
+pub mod crash;
+pub mod fault;
+pub mod framer;
+pub mod limits;
+pub mod module;
+pub mod outbox;
+pub mod sandbox;
+pub mod server;
+pub mod service;
+pub mod session;
+pub mod throttle;

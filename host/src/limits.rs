@@ -1,0 +1,68 @@
+//! Every bound the host enforces, in one place, with the defaults the CLI
+//! shows. A limit that a client or a handler could push on lives here.
+
+use std::time::Duration;
+
+/// What to do with a connection whose handler faulted on an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultPolicy {
+    /// Send an `<internal-server-error/>` stream error and close the connection.
+    Close,
+    /// Drop the event and keep the connection, its state as before the event.
+    Skip,
+}
+
+/// Bounds on one connection's input and output.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// Largest stanza (or stream header) accepted, in bytes.
+    pub max_stanza_bytes: usize,
+    /// Inbound rate in bytes per second; also the ceiling for `throttle`.
+    pub read_rate: u32,
+    /// Bytes queued for a peer that has not read them yet; past this the
+    /// peer is cut off with a stream error.
+    pub max_outbound_bytes: usize,
+    /// How long the final bytes of a closing connection may take to drain.
+    pub linger: Duration,
+    /// What a handler fault does to the connection.
+    pub on_fault: FaultPolicy,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_stanza_bytes: 64 * 1024,
+            read_rate: 1024 * 1024,
+            max_outbound_bytes: 1024 * 1024,
+            linger: Duration::from_secs(2),
+            on_fault: FaultPolicy::Close,
+        }
+    }
+}
+
+/// Bounds on one event's handler instance.
+#[derive(Clone, Debug)]
+pub struct SandboxLimits {
+    /// Instances that may exist at once; events beyond wait for a slot.
+    pub max_instances: u32,
+    /// Linear memory one instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Wall-clock time one event may take once its instance exists.
+    pub event_timeout: Duration,
+    /// Size of the returned state plus every action's payload, in bytes.
+    pub max_outcome_bytes: usize,
+    /// Guest stdout and stderr kept per event (for crash reports), in bytes.
+    pub max_output_bytes: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes: 64 * 1024 * 1024,
+            event_timeout: Duration::from_millis(100),
+            max_outcome_bytes: 1024 * 1024,
+            max_output_bytes: 16 * 1024,
+        }
+    }
+}

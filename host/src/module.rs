@@ -1,0 +1,135 @@
+//! A handler module: a component file loaded, checked against the ej world
+//! and pre-linked once, so that each event only creates a store and an
+//! instance.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, types::ComponentItem};
+use wasmtime::{Engine, Precompiled};
+
+use crate::bindings::{HandlerPre, ModuleInfo};
+use crate::crash::now_ms;
+use crate::sandbox::{EventCtx, Sandbox};
+
+/// A loaded, checked, pre-linked handler module.
+pub struct Module {
+    path: PathBuf,
+    info: ModuleInfo,
+    component: Component,
+    pre: HandlerPre<EventCtx>,
+}
+
+impl Module {
+    /// Loads a component (`.wasm`) or a component compiled by `ej compile`
+    /// (`.cwasm`), and checks that it fits the ej world.
+    pub fn load(sandbox: &Sandbox, path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_bytes(sandbox, path, &bytes)
+    }
+
+    /// Like `load`, for bytes already read from `path`.
+    pub fn from_bytes(sandbox: &Sandbox, path: &Path, bytes: &[u8]) -> Result<Self> {
+        let component = compile(sandbox.engine(), bytes)?;
+        let instance_pre = sandbox
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("does not fit the ej world: {e:#}"))?;
+        let pre = HandlerPre::new(instance_pre).map_err(|e| anyhow::anyhow!("does not fit the ej world: {e:#}"))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            info: ModuleInfo {
+                digest: hex_digest(bytes),
+                loaded_at_ms: now_ms(),
+            },
+            component,
+            pre,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The digest and load time the guest sees in its `connection` record.
+    pub fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    /// The pre-linked component: each instance of it is one event's.
+    pub fn pre(&self) -> &HandlerPre<EventCtx> {
+        &self.pre
+    }
+
+    /// What the component imports and exports, one `kind name` line each.
+    pub fn describe(&self, engine: &Engine) -> Vec<String> {
+        let ty = self.component.component_type();
+        let imports = ty
+            .imports(engine)
+            .map(|(name, item)| format!("import {} {name}", item_kind(&item.ty)));
+        let exports = ty
+            .exports(engine)
+            .map(|(name, item)| format!("export {} {name}", item_kind(&item.ty)));
+        imports.chain(exports).collect()
+    }
+}
+
+/// Compiles a component, or loads one compiled ahead of time, with a clear
+/// one-line reason when the bytes are neither.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
+    match Engine::detect_precompiled(bytes) {
+        // SAFETY: `.cwasm` files are produced by `ej compile` and trusted by
+        // the operator like the `ej` binary itself; wasmtime still checks
+        // that they were compiled by this version with this configuration.
+        Some(Precompiled::Component) => unsafe { Component::deserialize(engine, bytes) }
+            .map_err(anyhow::Error::from)
+            .context("loading a precompiled component (recompile it with this `ej compile`)"),
+        Some(Precompiled::Module) => {
+            bail!("a precompiled core module, not a component: compile the component with `ej compile`")
+        }
+        None => {
+            ensure_component(bytes)?;
+            Component::new(engine, bytes)
+                .map_err(anyhow::Error::from)
+                .context("compiling the component")
+        }
+    }
+}
+
+/// Compiles a component ahead of time, for `Module::load` to deserialize.
+pub fn precompile(engine: &Engine, bytes: &[u8]) -> Result<Vec<u8>> {
+    ensure_component(bytes)?;
+    engine
+        .precompile_component(bytes)
+        .map_err(anyhow::Error::from)
+        .context("compiling the component")
+}
+
+/// Refuses anything but a component binary, saying what it is instead.
+fn ensure_component(bytes: &[u8]) -> Result<()> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 0x01, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => bail!(
+            "a core wasm module, not a component: build for wasm32-wasip2 or wrap it with `wasm-tools component new`"
+        ),
+        _ if Engine::detect_precompiled(bytes).is_some() => bail!("already compiled ahead of time"),
+        _ => bail!("not a WebAssembly component (no wasm header)"),
+    }
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn item_kind(item: &ComponentItem) -> &'static str {
+    match item {
+        ComponentItem::ComponentFunc(_) => "func",
+        ComponentItem::CoreFunc(_) => "core-func",
+        ComponentItem::Module(_) => "module",
+        ComponentItem::Component(_) => "component",
+        ComponentItem::ComponentInstance(_) => "instance",
+        ComponentItem::Type(_) => "type",
+        ComponentItem::Resource(_) => "resource",
+    }
+}

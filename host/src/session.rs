@@ -1,0 +1,477 @@
+//! One peer's session: a reader task that owns inbound flow control, a
+//! writer task that drains the bounded outbox, and the event loop between
+//! them that frames the stream and runs each event in a fresh instance.
+//!
+//! Events of one session run strictly one at a time, in arrival order. The
+//! reader keeps watching the socket while the event loop is busy or the
+//! peer is throttled, so a peer that leaves is always noticed.
+
+use std::io::{self, Read as _};
+use std::net::Shutdown;
+use std::sync::Arc;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::bindings::{Action, CloseReason, Connection, Event};
+use crate::crash::{CrashReport, now_ms};
+use crate::fault::Fault;
+use crate::framer::{Frame, FrameError, Framer};
+use crate::limits::FaultPolicy;
+use crate::module::Module;
+use crate::outbox::Outbox;
+use crate::service::Service;
+use crate::throttle::{Rate, Throttle};
+
+/// Largest single read from a socket.
+const READ_CHUNK: usize = 16 * 1024;
+/// Reads buffered between the reader and the event loop; with `READ_CHUNK`
+/// this bounds a session's unframed input.
+const INPUT_CHUNKS: usize = 4;
+
+/// What the reader hands the event loop.
+enum Input {
+    Data(Vec<u8>),
+    /// The peer closed its side, or the socket failed.
+    Eof,
+}
+
+/// How the reader ended.
+#[derive(Debug, PartialEq, Eq)]
+enum ReaderEnd {
+    /// Its last input (end of stream) is in the channel, in order.
+    Delivered,
+    /// The peer left while the reader was paused and the channel was full:
+    /// the event loop should stop without draining it.
+    Gone,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    // Stanzas are small and latency matters more than packet count.
+    let _ = stream.set_nodelay(true);
+    let stream = Arc::new(stream);
+    let limits = &service.limits;
+    let outbox = Arc::new(Outbox::new(limits.max_outbound_bytes));
+    let rate = Rate::new(limits.read_rate);
+    let (input_tx, input_rx) = mpsc::channel(INPUT_CHUNKS);
+    let reader = tokio::spawn(read(Arc::clone(&stream), input_tx, rate.clone()));
+    let mut writer = tokio::spawn(write(Arc::clone(&stream), Arc::clone(&outbox)));
+
+    let module = service.module();
+    let mut session = Session {
+        record: Connection {
+            id,
+            peer: peer.to_string(),
+            listener: local.to_string(),
+            module: module.info().clone(),
+        },
+        module,
+        state: Vec::new(),
+        framer: Framer::new(limits.max_stanza_bytes),
+        outbox,
+        rate,
+        opened: false,
+        service: Arc::clone(&service),
+    };
+    tracing::debug!(id, %peer, "connection opened");
+
+    let mut reader = ReaderTask {
+        handle: reader,
+        done: false,
+    };
+    let ending = session.serve(input_rx, &mut reader, shutdown).await;
+    session.finish(&ending).await;
+
+    if tokio::time::timeout(service.limits.linger, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    reader.stop().await;
+    let _ = socket2::SockRef::from(stream.as_ref()).shutdown(Shutdown::Both);
+    tracing::info!(id, %peer, reason = ending.reason.name(), "connection closed");
+}
+
+/// The state of one session's event loop.
+struct Session {
+    service: Arc<Service>,
+    /// What the guest is told about this connection.
+    record: Connection,
+    /// The module `record` describes.
+    module: Arc<Module>,
+    /// The state returned by the last successful event.
+    state: Vec<u8>,
+    framer: Framer,
+    outbox: Arc<Outbox>,
+    rate: Rate,
+    /// Whether anything was written to the peer: a host stream error opens
+    /// a stream of its own if not.
+    opened: bool,
+}
+
+/// Whether the event loop goes on.
+enum Flow {
+    Continue,
+    End(Ending),
+}
+
+/// Why a session ends, and the stream error the host sends, if any.
+struct Ending {
+    reason: CloseReason,
+    error: Option<StreamError>,
+}
+
+/// A stream error the host writes before closing.
+struct StreamError {
+    /// The RFC 6120 condition element's name.
+    condition: &'static str,
+    text: String,
+}
+
+impl Ending {
+    fn quietly(reason: CloseReason) -> Self {
+        Self { reason, error: None }
+    }
+
+    fn with_error(reason: CloseReason, condition: &'static str, text: impl Into<String>) -> Self {
+        Self {
+            reason,
+            error: Some(StreamError {
+                condition,
+                text: text.into(),
+            }),
+        }
+    }
+
+    fn from_frame_error(error: FrameError) -> Self {
+        let condition = match error {
+            FrameError::NotWellFormed(_) => "not-well-formed",
+            FrameError::Restricted(_) => "restricted-xml",
+            FrameError::TooLarge { .. } => "policy-violation",
+        };
+        Self::with_error(CloseReason::StreamError, condition, error.to_string())
+    }
+
+    fn slow_reader() -> Self {
+        Self::with_error(
+            CloseReason::StreamError,
+            "resource-constraint",
+            "the peer is not reading what it is sent",
+        )
+    }
+}
+
+impl Session {
+    /// Runs events until the stream ends, the peer leaves, a handler or the
+    /// host closes the connection, or the server shuts down.
+    async fn serve(
+        &mut self,
+        mut input: mpsc::Receiver<Input>,
+        reader: &mut ReaderTask,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Ending {
+        loop {
+            let next = tokio::select! {
+                biased;
+                end = &mut reader.handle, if !reader.done => {
+                    reader.done = true;
+                    match end {
+                        Ok(ReaderEnd::Delivered) => continue,
+                        Ok(ReaderEnd::Gone) | Err(_) => return Ending::quietly(CloseReason::Disconnected),
+                    }
+                }
+                _ = shutdown.changed() => {
+                    return Ending::with_error(CloseReason::Shutdown, "system-shutdown", "the server is shutting down");
+                }
+                next = input.recv() => next,
+            };
+            match next {
+                Some(Input::Data(bytes)) => {
+                    if let Flow::End(ending) = self.on_bytes(&bytes).await {
+                        return ending;
+                    }
+                }
+                Some(Input::Eof) | None => return Ending::quietly(CloseReason::Disconnected),
+            }
+        }
+    }
+
+    /// Frames what the peer sent and handles every complete frame.
+    async fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
+        self.framer.push(bytes);
+        loop {
+            let event = match self.framer.next_frame() {
+                Ok(None) => return Flow::Continue,
+                Ok(Some(Frame::StreamOpen(header))) => Event::StreamOpen(header),
+                Ok(Some(Frame::Stanza(stanza))) => Event::Stanza(stanza),
+                Ok(Some(Frame::StreamEnd)) => return Flow::End(Ending::quietly(CloseReason::StreamEnd)),
+                Err(error) => return Flow::End(Ending::from_frame_error(error)),
+            };
+            if let Flow::End(ending) = self.dispatch(event).await {
+                return Flow::End(ending);
+            }
+        }
+    }
+
+    /// Runs one event; commits its outcome, or discards it on a fault.
+    async fn dispatch(&mut self, event: Event) -> Flow {
+        match self.run(&event).await {
+            Ok(actions) => self.apply(actions),
+            Err(fault) => {
+                self.report(&event, &fault);
+                match self.service.limits.on_fault {
+                    FaultPolicy::Skip => Flow::Continue,
+                    FaultPolicy::Close => Flow::End(Ending::with_error(
+                        CloseReason::Fault,
+                        "internal-server-error",
+                        "the handler failed",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Runs `event` in a fresh instance of the current module and commits
+    /// the new state; returns the actions to carry out.
+    async fn run(&mut self, event: &Event) -> Result<Vec<Action>, Fault> {
+        let current = self.service.module();
+        if !Arc::ptr_eq(&current, &self.module) {
+            self.record.module = current.info().clone();
+            self.module = current;
+        }
+        let outcome = self
+            .service
+            .sandbox
+            .handle(&self.module, &self.record, &self.state, event)
+            .await?;
+        self.state = outcome.state;
+        Ok(outcome.actions)
+    }
+
+    /// Carries out a successful event's actions, in order.
+    fn apply(&mut self, actions: Vec<Action>) -> Flow {
+        for action in actions {
+            match action {
+                Action::Send(text) => {
+                    if self.send(text).is_err() {
+                        return Flow::End(Ending::slow_reader());
+                    }
+                }
+                Action::Close(last) => {
+                    if let Some(text) = last
+                        && self.send(text).is_err()
+                    {
+                        return Flow::End(Ending::slow_reader());
+                    }
+                    return Flow::End(Ending::quietly(CloseReason::Handler));
+                }
+                Action::Throttle(bytes_per_sec) => self.rate.set(bytes_per_sec),
+                Action::ResetStream => self.framer.reset(),
+            }
+        }
+        Flow::Continue
+    }
+
+    fn send(&mut self, text: String) -> Result<(), crate::outbox::Overflow> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.opened = true;
+        self.outbox.push(text.into_bytes())
+    }
+
+    /// The last event: the handler hears why the connection closes and may
+    /// say goodbye (if the peer is still there); then the host's stream
+    /// error, if any, closes the stream.
+    async fn finish(&mut self, ending: &Ending) {
+        let event = Event::Closed(ending.reason);
+        match self.run(&event).await {
+            Ok(actions) if ending.reason != CloseReason::Disconnected => {
+                for action in actions {
+                    if let Action::Send(text) = action
+                        && self.send(text).is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(fault) => self.report(&event, &fault),
+        }
+        let last = ending.error.as_ref().map(|error| self.stream_error(error));
+        self.outbox.close_with(last);
+    }
+
+    /// The bytes of a host stream error, preceded by a stream header if
+    /// nothing was sent on this connection yet.
+    fn stream_error(&self, error: &StreamError) -> Vec<u8> {
+        const NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+        let header = if self.opened {
+            ""
+        } else {
+            "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+        };
+        format!(
+            "{header}<stream:error><{condition} xmlns='{NS}'/><text xmlns='{NS}'>{text}</text></stream:error></stream:stream>",
+            condition = error.condition,
+            text = quick_xml::escape::escape(error.text.as_str()),
+        )
+        .into_bytes()
+    }
+
+    fn report(&self, event: &Event, fault: &Fault) {
+        tracing::warn!(
+            id = self.record.id,
+            peer = %self.record.peer,
+            event = event.kind(),
+            kind = ?fault.kind,
+            reason = %fault.reason,
+            "handler fault"
+        );
+        self.service.crash_log.write(&CrashReport {
+            at_ms: now_ms(),
+            connection: self.record.id,
+            peer: &self.record.peer,
+            module: &self.record.module.digest,
+            event: event.kind(),
+            fault,
+        });
+    }
+}
+
+/// The reader task, and whether its result was already taken.
+struct ReaderTask {
+    handle: JoinHandle<ReaderEnd>,
+    done: bool,
+}
+
+impl ReaderTask {
+    async fn stop(self) {
+        if !self.done {
+            self.handle.abort();
+            let _ = self.handle.await;
+        }
+    }
+}
+
+/// Reads from the peer at the throttled rate into the event loop's channel.
+/// It pauses when the bucket is empty or the channel is full (so TCP
+/// backpressure reaches the peer), but even then notices the peer leaving.
+async fn read(stream: Arc<TcpStream>, input: mpsc::Sender<Input>, rate: Rate) -> ReaderEnd {
+    let mut throttle = Throttle::new(rate);
+    let mut buf = vec![0; READ_CHUNK];
+    // Set when unread bytes are known to be waiting but tokio's readiness
+    // for them was cleared while paused: the next read must try the socket.
+    let mut pending = false;
+    loop {
+        let allowance = match throttle.allowance() {
+            Ok(bytes) => bytes.min(READ_CHUNK),
+            Err(wait) => {
+                if until_gone(&stream, &mut pending, tokio::time::sleep(wait))
+                    .await
+                    .is_none()
+                {
+                    return left(&input);
+                }
+                continue;
+            }
+        };
+        let permit = match until_gone(&stream, &mut pending, input.reserve()).await {
+            Some(Ok(permit)) => permit,
+            // The event loop has ended.
+            Some(Err(_)) => return ReaderEnd::Delivered,
+            None => return left(&input),
+        };
+        match read_some(&stream, &mut buf[..allowance], &mut pending).await {
+            Ok(0) | Err(_) => {
+                permit.send(Input::Eof);
+                return ReaderEnd::Delivered;
+            }
+            Ok(n) => {
+                throttle.consume(n);
+                permit.send(Input::Data(buf[..n].to_vec()));
+            }
+        }
+    }
+}
+
+/// The peer left while the reader was paused: say so in order if there is
+/// room, else out of band.
+fn left(input: &mpsc::Sender<Input>) -> ReaderEnd {
+    match input.try_send(Input::Eof) {
+        Ok(()) => ReaderEnd::Delivered,
+        Err(_) => ReaderEnd::Gone,
+    }
+}
+
+/// Runs `paused` unless the peer closes or resets the socket first.
+async fn until_gone<T>(stream: &TcpStream, pending: &mut bool, paused: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        value = paused => Some(value),
+        () = peer_gone(stream, pending) => None,
+    }
+}
+
+/// Completes when the peer has closed or reset the connection, without
+/// reading any of the bytes waiting in the socket.
+async fn peer_gone(stream: &TcpStream, pending: &mut bool) {
+    loop {
+        match stream.ready(Interest::READABLE).await {
+            Ok(ready) if !ready.is_read_closed() => {
+                // Bytes are waiting. Forget this readiness so the next wake-up
+                // is the next change on the socket: more bytes, FIN or RST.
+                *pending = true;
+                let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Reads what is available, waiting for at least one byte.
+async fn read_some(stream: &TcpStream, buf: &mut [u8], pending: &mut bool) -> io::Result<usize> {
+    if *pending {
+        // tokio may believe the socket is drained: ask the socket itself.
+        match (&*socket2::SockRef::from(stream)).read(buf) {
+            Ok(n) => return Ok(n),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => *pending = false,
+            Err(error) => return Err(error),
+        }
+    }
+    loop {
+        stream.readable().await?;
+        match stream.try_read(buf) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
+    }
+}
+
+/// Writes whatever the event loop queues, until the outbox is closed and
+/// drained or the peer is gone.
+async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>) {
+    let mut buf = Vec::new();
+    while outbox.take(&mut buf).await {
+        if write_all(&stream, &buf).await.is_err() {
+            return;
+        }
+        outbox.written(buf.len());
+    }
+}
+
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}

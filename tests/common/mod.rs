@@ -1,0 +1,380 @@
+//! What every end-to-end test needs: handlers compiled from the examples in
+//! this repository, the real `ej` binary serving them on a free loopback
+//! port, and a plain TCP client.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for anything before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub const STREAM_HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+
+/// The workspace's target directory.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    )
+}
+
+/// An example handler (`echo`, `faulty`), built from source once per test
+/// process (cargo makes concurrent builds from other test processes wait).
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .args(["--package", "ej-example-echo", "--package", "ej-example-faulty"])
+            .status()
+            .expect("running cargo to build the example handlers");
+        assert!(status.success(), "building the example handlers failed (is the wasm32-wasip2 target installed? `cargo xtask guests` installs it)");
+    });
+    target_dir()
+        .join("wasm32-wasip2/release")
+        .join(format!("ej_example_{name}.wasm"))
+}
+
+/// A scratch directory for one test, removed when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ej-test-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+        Self(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `ej` binary, as cargo built it for these tests.
+pub fn ej() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ej"))
+}
+
+/// A running `ej serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub crash_log: PathBuf,
+    _scratch: Scratch,
+}
+
+impl Server {
+    /// Serves the example handler `name` with extra `serve` flags.
+    pub fn start(name: &str, flags: &[&str]) -> Self {
+        Self::start_module(&guest(name), flags)
+    }
+
+    pub fn start_module(module: &Path, flags: &[&str]) -> Self {
+        let scratch = Scratch::new(&format!("serve-{}", unique()));
+        let crash_log = scratch.path("crashes.jsonl");
+        let mut child = ej()
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--module"])
+            .arg(module)
+            .arg("--crash-log")
+            .arg(&crash_log)
+            .args(flags)
+            .env("RUST_LOG", "ej=debug,info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting ej serve");
+
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                match serde_json::from_str(&line) {
+                    Ok(value) => sink.lock().unwrap().push(value),
+                    Err(_) => eprintln!("ej: {line}"),
+                }
+            }
+        });
+
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("reading ej's stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("ej listening on ")
+            .unwrap_or_else(|| panic!("ej did not start: {line:?}"))
+            .parse()
+            .expect("a socket address");
+        Self {
+            child,
+            addr,
+            logs,
+            crash_log,
+            _scratch: scratch,
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// The crash reports written so far.
+    pub fn crashes(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.crash_log).unwrap_or_default();
+        // A line still being written has no newline yet: leave it for later.
+        let complete = &text[..text.rfind('\n').map_or(0, |at| at + 1)];
+        complete
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("each crash report is one JSON line"))
+            .collect()
+    }
+
+    /// Waits until `count` crash reports have been written.
+    pub fn wait_for_crashes(&self, count: usize) -> Vec<serde_json::Value> {
+        wait_until(|| {
+            let crashes = self.crashes();
+            (crashes.len() >= count).then_some(crashes)
+        })
+    }
+
+    /// Waits for a log line whose message is `message` and whose fields
+    /// satisfy `matches`; returns its fields.
+    pub fn wait_for_log(&self, message: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        wait_until(|| self.find_log(message, &matches))
+    }
+
+    /// The fields of a log line already written whose message is `message`
+    /// and whose fields satisfy `matches`.
+    pub fn find_log(&self, message: &str, matches: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| &line["fields"])
+            .find(|fields| fields["message"] == message && matches(fields))
+            .cloned()
+    }
+
+    /// The id the server gave `client`'s connection (from its
+    /// `connection opened` line, whose `peer` is the client's address).
+    pub fn connection_id(&self, client: &Client) -> u64 {
+        let peer = client.local_addr().to_string();
+        let fields = self.wait_for_log("connection opened", |fields| fields["peer"] == peer.as_str());
+        fields["id"].as_u64().expect("a numeric connection id")
+    }
+
+    /// The `connection closed` log line of connection `id`.
+    pub fn wait_for_close(&self, id: u64) -> serde_json::Value {
+        self.wait_for_log("connection closed", |fields| fields["id"] == id)
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit; returns whether it exited cleanly.
+    pub fn wait_for_exit(&mut self) -> bool {
+        let child = &mut self.child;
+        wait_until(|| child.try_wait().expect("waiting for ej").map(|status| status.success()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking TCP client speaking raw XML.
+pub struct Client {
+    stream: TcpStream,
+    received: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connecting to ej");
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            received: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.stream.write_all(text.as_bytes()).expect("writing to ej");
+    }
+
+    /// Writes as much of `bytes` as the server takes, giving up when one
+    /// write blocks for `timeout` or fails; returns how many were written.
+    pub fn try_send(&mut self, bytes: &[u8], timeout: Duration) -> usize {
+        self.stream.set_write_timeout(Some(timeout)).unwrap();
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.write(&bytes[written..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n,
+            }
+        }
+        self.stream.set_write_timeout(None).unwrap();
+        written
+    }
+
+    /// Sends one byte per write.
+    pub fn trickle(&mut self, text: &str) {
+        for byte in text.as_bytes() {
+            self.stream
+                .write_all(std::slice::from_ref(byte))
+                .expect("writing to ej");
+            self.stream.flush().unwrap();
+        }
+    }
+
+    /// Opens the stream and waits for the handler's stream header; returns
+    /// everything up to the header's closing `>`.
+    pub fn open(&mut self) -> String {
+        self.send(STREAM_HEADER);
+        let mut header = self.read_until("<stream:stream");
+        header.push_str(&self.read_until(">"));
+        header
+    }
+
+    /// Reads until `pattern` has arrived; returns everything up to and
+    /// including it, keeping the rest for the next call.
+    pub fn read_until(&mut self, pattern: &str) -> String {
+        self.try_read_until(pattern, PATIENCE).unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {pattern:?}; received {:?}",
+                String::from_utf8_lossy(&self.received)
+            )
+        })
+    }
+
+    /// Like `read_until`, but gives up after `timeout` (or at end of stream).
+    pub fn try_read_until(&mut self, pattern: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(at) = find(&self.received, pattern.as_bytes()) {
+                let rest = self.received.split_off(at + pattern.len());
+                let found = std::mem::replace(&mut self.received, rest);
+                return Some(String::from_utf8(found).expect("ej sends UTF-8"));
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut buf = [0; 64 * 1024];
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads exactly `text` next, or fails the test.
+    pub fn expect(&mut self, text: &str) {
+        assert_eq!(self.read_until(text), text);
+    }
+
+    /// Reads until the server closes the connection; returns what arrived.
+    /// Fails the test if the server keeps the connection open.
+    pub fn read_to_end(&mut self) -> String {
+        self.stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut rest = Vec::new();
+        // Bytes read before an error are kept in `rest`; a reset is a close.
+        if let Err(error) = self.stream.read_to_end(&mut rest) {
+            assert!(
+                !matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "the server did not close the connection; received {:?}",
+                String::from_utf8_lossy(&[&self.received[..], &rest[..]].concat())
+            );
+        }
+        self.received.extend_from_slice(&rest);
+        String::from_utf8_lossy(&std::mem::take(&mut self.received)).into_owned()
+    }
+
+    /// Closes the socket abruptly: an RST if anything is unread.
+    pub fn reset(self) {
+        let socket = socket2::SockRef::from(&self.stream);
+        socket.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(self);
+    }
+
+    pub fn shutdown_write(&self) {
+        self.stream.shutdown(Shutdown::Write).unwrap();
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// The module digest `ej check` prints for `module`.
+pub fn check_digest(module: &Path) -> String {
+    let out = ej().arg("check").arg(module).output().expect("running ej check");
+    assert!(
+        out.status.success(),
+        "ej check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let digest = stdout
+        .split_once("(digest ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .unwrap_or_else(|| panic!("no digest in {stdout:?}"))
+        .0;
+    digest.to_owned()
+}
+
+/// Polls `check` until it returns something, or fails the test.
+pub fn wait_until<T>(mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
