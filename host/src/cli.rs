@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admin::AdminAddr;
 use crate::limits::{ConnectionLimits, FaultPolicy, SandboxLimits};
 
 /// Serve long-lived XML streams with protocol logic in a sandboxed
@@ -26,6 +28,18 @@ pub enum Command {
         /// A component (.wasm) or one compiled by `ej compile` (.cwasm).
         module: PathBuf,
     },
+    /// Tell a running `ej serve` to reload every module whose file changed.
+    Reload {
+        /// The server's admin endpoint (its `--admin`).
+        #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
+        admin: AdminAddr,
+    },
+    /// Show which module build each module file of a running `ej serve` runs.
+    Status {
+        /// The server's admin endpoint (its `--admin`).
+        #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
+        admin: AdminAddr,
+    },
     /// Compile a component ahead of time, so `ej serve` starts in milliseconds.
     Compile {
         /// The component to compile (.wasm).
@@ -36,14 +50,30 @@ pub enum Command {
     },
 }
 
+/// Where `ej serve` takes admin commands unless told otherwise.
+pub const DEFAULT_ADMIN: &str = "ej.sock";
+
 #[derive(Args, Debug)]
 pub struct Serve {
-    /// Address to listen on; repeat to listen on several.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5222")]
-    pub listen: Vec<SocketAddr>,
-    /// The handler: a component (.wasm) or one compiled by `ej compile` (.cwasm).
+    /// Address to listen on, optionally with its own module
+    /// (`127.0.0.1:5222=chat.wasm`); repeat to listen on several.
+    #[arg(long, value_name = "ADDR[=MODULE]", default_value = "127.0.0.1:5222")]
+    pub listen: Vec<Listen>,
+    /// The handler for listeners without a module of their own: a component
+    /// (.wasm) or one compiled by `ej compile` (.cwasm).
     #[arg(long, value_name = "PATH")]
-    pub module: PathBuf,
+    pub module: Option<PathBuf>,
+    /// Reload a module when its file changes (in place or by rename).
+    #[arg(long)]
+    pub watch: bool,
+    /// Admin endpoint for `ej reload` and `ej status`: a Unix socket path,
+    /// or a loopback `ADDR:PORT`.
+    #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
+    pub admin: AdminAddr,
+    /// Keep compiled modules here, so restarts and reloads of a module
+    /// compiled before skip compilation [default: ~/.cache/ej]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// What a handler fault does to its connection.
     #[arg(long, value_enum, default_value = "close")]
     pub on_fault: FaultPolicy,
@@ -92,6 +122,56 @@ pub struct LimitArgs {
     /// Guest stdout and stderr kept per event for crash reports.
     #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
     pub max_output_bytes: usize,
+}
+
+/// One `--listen` value.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub module: Option<PathBuf>,
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, module) = match text.split_once('=') {
+            Some((addr, module)) if !module.is_empty() => (addr, Some(PathBuf::from(module))),
+            Some(_) => return Err(format!("`{text}`: no module after `=`")),
+            None => (text, None),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an address like 127.0.0.1:5222"))?;
+        Ok(Self { addr, module })
+    }
+}
+
+impl Serve {
+    /// The module each listener serves: its own, or `--module`.
+    pub fn listeners(&self) -> Result<Vec<(SocketAddr, PathBuf)>, String> {
+        self.listen
+            .iter()
+            .map(|listen| match (&listen.module, &self.module) {
+                (Some(module), _) | (None, Some(module)) => Ok((listen.addr, module.clone())),
+                (None, None) => Err(format!(
+                    "no module for {}: give --module or --listen ADDR=MODULE",
+                    listen.addr
+                )),
+            })
+            .collect()
+    }
+
+    /// `--cache-dir`, or the user's cache directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+                .unwrap_or_else(|| PathBuf::from(".cache"))
+                .join("ej")
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -168,6 +248,36 @@ mod tests {
         assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("2").is_err());
+    }
+
+    #[test]
+    fn listeners_take_their_own_module_or_the_default() {
+        let serve = |args: &[&str]| match Cli::parse_from([&["ej", "serve"], args].concat()).command {
+            Command::Serve(serve) => serve.listeners(),
+            _ => unreachable!(),
+        };
+        let listeners = serve(&[
+            "--listen",
+            "127.0.0.1:1=a.wasm",
+            "--listen",
+            "127.0.0.1:2",
+            "--module",
+            "b.wasm",
+        ]);
+        assert_eq!(
+            listeners.unwrap(),
+            vec![
+                ("127.0.0.1:1".parse().unwrap(), PathBuf::from("a.wasm")),
+                ("127.0.0.1:2".parse().unwrap(), PathBuf::from("b.wasm")),
+            ]
+        );
+        assert!(
+            serve(&["--listen", "127.0.0.1:2"])
+                .unwrap_err()
+                .contains("no module for 127.0.0.1:2")
+        );
+        assert!("127.0.0.1:1=".parse::<Listen>().is_err());
+        assert!("10.0.0.1:9".parse::<AdminAddr>().is_err(), "admin is loopback only");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! control; handlers only ever see one event, its connection's state, and
 //! return the new state and a list of actions.
 
+pub mod admin;
 pub mod bindings;
+pub mod cache;
 pub mod cli;
 pub mod crash;
 pub mod fault;
@@ -18,3 +20,4 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod throttle;
+pub mod watch;

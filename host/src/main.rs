@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use tokio::sync::watch;
 
+use ej::admin::{self, AdminAddr, AdminEndpoint};
 use ej::cli::{Cli, Command, LogFormat, Serve};
 use ej::crash::CrashLog;
 use ej::limits::SandboxLimits;
@@ -14,12 +15,15 @@ use ej::module::{Module, precompile};
 use ej::sandbox::Sandbox;
 use ej::server::Server;
 use ej::service::Service;
+use ej::watch::ModuleWatcher;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(serve) => serve_until_signalled(serve),
         Command::Check { module } => check(&module),
+        Command::Reload { admin } => admin_command(&admin, "reload"),
+        Command::Status { admin } => admin_command(&admin, "status"),
         Command::Compile { module, output } => compile(&module, &output),
     };
     match result {
@@ -38,24 +42,46 @@ fn serve_until_signalled(args: Serve) -> Result<()> {
 }
 
 async fn serve(args: Serve) -> Result<()> {
-    let sandbox = Arc::new(Sandbox::new(args.limits.sandbox())?);
-    let module = Module::load(&sandbox, &args.module).with_context(|| format!("{}", args.module.display()))?;
+    let listeners = args.listeners().map_err(anyhow::Error::msg)?;
+    let sandbox = Arc::new(Sandbox::new(args.limits.sandbox())?.with_compile_cache(&args.cache_dir())?);
     let crash_log = Arc::new(match &args.crash_log {
         Some(path) => CrashLog::file(path)?,
         None => CrashLog::stderr(),
     });
-    tracing::info!(module = %args.module.display(), digest = %module.info().digest, "module loaded");
-    let service = Arc::new(Service::new(
-        sandbox,
-        module,
-        args.limits.connection(args.on_fault),
-        crash_log,
-    ));
+
+    // One service per module file: listeners sharing a file share its swaps.
+    let mut services: Vec<Arc<Service>> = Vec::new();
+    let mut bound = Vec::new();
+    for (addr, path) in listeners {
+        let service = match services.iter().find(|service| service.path() == path) {
+            Some(service) => Arc::clone(service),
+            None => {
+                let module = Module::load(&sandbox, &path).with_context(|| format!("{}", path.display()))?;
+                tracing::info!(module = %path.display(), digest = %module.info().digest, "module loaded");
+                let connection_limits = args.limits.connection(args.on_fault);
+                let service = Arc::new(Service::new(
+                    Arc::clone(&sandbox),
+                    module,
+                    connection_limits,
+                    Arc::clone(&crash_log),
+                ));
+                services.push(Arc::clone(&service));
+                service
+            }
+        };
+        bound.push(Server::bind(addr, service, args.max_connections).await?);
+    }
 
     let (stop, stopped) = watch::channel(false);
+    let admin = AdminEndpoint::bind(&args.admin).await?;
+    let admin = tokio::spawn(admin.run(services.clone(), stopped.clone()));
+    let _watcher = if args.watch {
+        Some(ModuleWatcher::start(services.clone())?)
+    } else {
+        None
+    };
     let mut servers = Vec::new();
-    for addr in &args.listen {
-        let server = Server::bind(*addr, Arc::clone(&service), args.max_connections).await?;
+    for server in bound {
         let addr = server.local_addr()?;
         // A line on stdout, for scripts and tests to wait on.
         println!("ej listening on {addr}");
@@ -63,21 +89,44 @@ async fn serve(args: Serve) -> Result<()> {
         servers.push(tokio::spawn(server.run(stopped.clone())));
     }
 
-    wait_for_signal().await?;
+    wait_for_stop(&services).await?;
     tracing::info!("shutting down: no new connections; closing streams");
     let _ = stop.send(true);
     for server in servers {
         server.await??;
     }
+    admin.await?;
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// Returns on SIGINT or SIGTERM; reloads every module on SIGHUP.
+async fn wait_for_stop(services: &[Arc<Service>]) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => return Ok(result?),
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading modules");
+                for service in services {
+                    // A rejected module is logged and the old one keeps serving.
+                    let _ = service.reload_and_log().await;
+                }
+            }
+        }
+    }
+}
+
+fn admin_command(addr: &AdminAddr, command: &str) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let lines = runtime.block_on(admin::request(addr, command))?;
+    for line in &lines {
+        println!("{line}");
+    }
+    if lines.iter().any(|line| line.starts_with("error ")) {
+        anyhow::bail!("{command} failed");
     }
     Ok(())
 }

@@ -31,7 +31,12 @@ impl Module {
 
     /// Like `load`, for bytes already read from `path`.
     pub fn from_bytes(sandbox: &Sandbox, path: &Path, bytes: &[u8]) -> Result<Self> {
-        let component = compile(sandbox.engine(), bytes)?;
+        Self::with_digest(sandbox, path, bytes, digest(bytes))
+    }
+
+    /// Like `from_bytes`, with `digest(bytes)` already known.
+    pub fn with_digest(sandbox: &Sandbox, path: &Path, bytes: &[u8], digest: String) -> Result<Self> {
+        let component = compile(sandbox, bytes, &digest)?;
         let instance_pre = sandbox
             .linker()
             .instantiate_pre(&component)
@@ -40,7 +45,7 @@ impl Module {
         Ok(Self {
             path: path.to_path_buf(),
             info: ModuleInfo {
-                digest: hex_digest(bytes),
+                digest,
                 loaded_at_ms: now_ms(),
             },
             component,
@@ -75,9 +80,11 @@ impl Module {
     }
 }
 
-/// Compiles a component, or loads one compiled ahead of time, with a clear
-/// one-line reason when the bytes are neither.
-fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
+/// Compiles a component (through the sandbox's compile cache, if it has
+/// one), or loads one compiled ahead of time, with a clear one-line reason
+/// when the bytes are neither.
+fn compile(sandbox: &Sandbox, bytes: &[u8], digest: &str) -> Result<Component> {
+    let engine = sandbox.engine();
     match Engine::detect_precompiled(bytes) {
         // SAFETY: `.cwasm` files are produced by `ej compile` and trusted by
         // the operator like the `ej` binary itself; wasmtime still checks
@@ -90,9 +97,16 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
         }
         None => {
             ensure_component(bytes)?;
-            Component::new(engine, bytes)
-                .map_err(anyhow::Error::from)
-                .context("compiling the component")
+            match sandbox.compile_cache() {
+                Some(cache) => {
+                    let (component, hit) = cache.component(engine, bytes, digest)?;
+                    tracing::debug!(digest, hit, "compile cache");
+                    Ok(component)
+                }
+                None => Component::new(engine, bytes)
+                    .map_err(anyhow::Error::from)
+                    .context("compiling the component"),
+            }
         }
     }
 }
@@ -118,7 +132,8 @@ fn ensure_component(bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
+/// Lower-case hex SHA-256 of a module file: the module's identity.
+pub fn digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 

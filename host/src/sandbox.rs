@@ -7,6 +7,7 @@
 //! executor and yield at every epoch tick, so a guest that spins only ever
 //! holds a worker thread for one tick at a time until its deadline.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{Connection, Event, Outcome};
+use crate::cache::CompileCache;
 use crate::fault::{Fault, FaultKind};
 use crate::limits::SandboxLimits;
 use crate::module::Module;
@@ -45,6 +47,7 @@ pub struct Sandbox {
     linker: Linker<EventCtx>,
     slots: Arc<Semaphore>,
     limits: SandboxLimits,
+    compile_cache: Option<CompileCache>,
 }
 
 /// The store data of one event's instance.
@@ -130,7 +133,19 @@ impl Sandbox {
             linker,
             slots: Arc::new(Semaphore::new(limits.max_instances as usize)),
             limits,
+            compile_cache: None,
         })
+    }
+
+    /// Keeps compiled modules in `dir`, so loading a module compiled before
+    /// skips compilation.
+    pub fn with_compile_cache(mut self, dir: &Path) -> Result<Self> {
+        self.compile_cache = Some(CompileCache::new(dir, &self.engine)?);
+        Ok(self)
+    }
+
+    pub fn compile_cache(&self) -> Option<&CompileCache> {
+        self.compile_cache.as_ref()
     }
 
     pub fn engine(&self) -> &Engine {

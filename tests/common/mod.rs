@@ -42,6 +42,12 @@ pub fn guest(name: &str) -> PathBuf {
         .join(format!("ej_example_{name}.wasm"))
 }
 
+/// The compile cache every test server shares, so each module is compiled
+/// once per build rather than once per test.
+pub fn compile_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ej-compile-cache")
+}
+
 /// A scratch directory for one test, removed when dropped.
 pub struct Scratch(PathBuf);
 
@@ -72,7 +78,12 @@ pub fn ej() -> Command {
 /// A running `ej serve`, killed when dropped.
 pub struct Server {
     child: Child,
+    /// The first listener's address.
     pub addr: SocketAddr,
+    /// Every listener's address, in `--listen` order.
+    pub addrs: Vec<SocketAddr>,
+    /// The admin endpoint (a Unix socket).
+    pub admin: PathBuf,
     logs: Arc<Mutex<Vec<serde_json::Value>>>,
     pub crash_log: PathBuf,
     _scratch: Scratch,
@@ -87,11 +98,19 @@ impl Server {
     pub fn start_module(module: &Path, flags: &[&str]) -> Self {
         let scratch = Scratch::new(&format!("serve-{}", unique()));
         let crash_log = scratch.path("crashes.jsonl");
-        let mut child = ej()
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--module"])
-            .arg(module)
+        let admin = scratch.path("admin.sock");
+        let mut command = ej();
+        command.args(["serve", "--log-format", "json", "--module"]).arg(module);
+        if !flags.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .arg("--crash-log")
             .arg(&crash_log)
+            .arg("--admin")
+            .arg(&admin)
+            .arg("--cache-dir")
+            .arg(compile_cache())
             .args(flags)
             .env("RUST_LOG", "ej=debug,info")
             .stdin(Stdio::null())
@@ -113,17 +132,23 @@ impl Server {
         });
 
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("reading ej's stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("ej listening on ")
-            .unwrap_or_else(|| panic!("ej did not start: {line:?}"))
-            .parse()
-            .expect("a socket address");
+        let listeners = flags.iter().filter(|flag| **flag == "--listen").count().max(1);
+        let addrs: Vec<SocketAddr> = (0..listeners)
+            .map(|_| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("reading ej's stdout");
+                line.trim()
+                    .strip_prefix("ej listening on ")
+                    .unwrap_or_else(|| panic!("ej did not start: {line:?}"))
+                    .parse()
+                    .expect("a socket address")
+            })
+            .collect();
         Self {
             child,
-            addr,
+            addr: addrs[0],
+            addrs,
+            admin,
             logs,
             crash_log,
             _scratch: scratch,

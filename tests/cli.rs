@@ -1,0 +1,162 @@
+//! The command line: `ej check`, `ej compile`, `ej serve` refusing what it
+//! cannot serve, and the help texts.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{Scratch, Server, check_digest, ej, guest};
+
+fn run(args: &[&std::ffi::OsStr]) -> Output {
+    ej().args(args).output().expect("running ej")
+}
+
+fn check(module: &Path) -> Output {
+    run(&["check".as_ref(), module.as_os_str()])
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Checks that `out` is a failure with a one-line reason containing `what`.
+fn assert_refused(out: &Output, what: &str) {
+    assert!(!out.status.success(), "succeeded: {}", stdout(out));
+    let stderr = stderr(out);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr:?}");
+    assert!(stderr.contains(what), "{stderr:?} does not mention {what:?}");
+}
+
+#[test]
+fn check_describes_a_module_that_fits() {
+    let out = check(&guest("echo"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = stdout(&out);
+    assert!(stdout.contains("fits the ej world"), "{stdout}");
+    assert!(stdout.contains("export func handle"), "{stdout}");
+    let digest = check_digest(&guest("echo"));
+    assert_eq!(digest.len(), 64);
+    assert_ne!(digest, check_digest(&guest("faulty")));
+}
+
+/// The broken modules, each with what its refusal must mention.
+fn broken_modules(scratch: &Scratch) -> Vec<(std::path::PathBuf, &'static str)> {
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("text.wasm", b"this is not wasm\n", "not a WebAssembly component"),
+        ("core.wasm", b"\0asm\x01\0\0\0", "core wasm module"),
+        ("empty-component.wasm", b"\0asm\x0d\0\x01\0", "handle"),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, bytes, what)| {
+            let path = scratch.path(name);
+            std::fs::write(&path, bytes).unwrap();
+            (path, what)
+        })
+        .collect()
+}
+
+#[test]
+fn check_refuses_what_does_not_fit_with_a_one_line_reason() {
+    let scratch = Scratch::new("check-refuses");
+    for (module, what) in broken_modules(&scratch) {
+        let out = check(&module);
+        assert_refused(&out, what);
+        assert!(
+            stderr(&out).contains(&*module.to_string_lossy()),
+            "names the file: {}",
+            stderr(&out)
+        );
+    }
+    let out = check(&scratch.path("missing.wasm"));
+    assert_refused(&out, "missing.wasm");
+}
+
+#[test]
+fn serve_refuses_what_does_not_fit_with_a_one_line_reason() {
+    let scratch = Scratch::new("serve-refuses");
+    for (module, what) in broken_modules(&scratch) {
+        let out = run(&[
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--module".as_ref(),
+            module.as_os_str(),
+        ]);
+        assert!(stdout(&out).is_empty(), "no listening line: {}", stdout(&out));
+        assert_refused(&out, what);
+    }
+}
+
+#[test]
+fn a_compiled_module_checks_and_serves_like_its_component() {
+    let scratch = Scratch::new("compile");
+    let compiled = scratch.path("echo.cwasm");
+    let out = run(&[
+        "compile".as_ref(),
+        guest("echo").as_os_str(),
+        "-o".as_ref(),
+        compiled.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(compiled.exists());
+
+    let out = check(&compiled);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("fits the ej world"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("export func handle"), "{}", stdout(&out));
+
+    let server = Server::start_module(&compiled, &[]);
+    let mut client = server.connect();
+    client.open();
+    client.send("<message from='a@x' to='b@x'/>");
+    client
+        .expect("<message xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a@x' from='b@x'/>");
+    client.send("<count/>");
+    client.expect("<count n='2'/>");
+
+    // Compiling what is not a component fails the same way as checking it.
+    for (module, what) in broken_modules(&scratch) {
+        let out = run(&[
+            "compile".as_ref(),
+            module.as_os_str(),
+            "-o".as_ref(),
+            scratch.path("x.cwasm").as_os_str(),
+        ]);
+        assert_refused(&out, what);
+    }
+}
+
+#[test]
+fn help_mentions_the_commands_and_main_flags() {
+    let out = run(&["--help".as_ref()]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for word in ["serve", "check", "compile"] {
+        assert!(help.contains(word), "ej --help does not mention {word}: {help}");
+    }
+
+    let out = run(&["serve".as_ref(), "--help".as_ref()]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for flag in [
+        "--listen",
+        "--module",
+        "--on-fault",
+        "--crash-log",
+        "--max-stanza-bytes",
+        "--read-rate",
+        "--max-outbound-bytes",
+        "--max-memory",
+        "--event-timeout",
+        "--max-outcome-bytes",
+        "--max-output-bytes",
+    ] {
+        assert!(help.contains(flag), "ej serve --help does not mention {flag}: {help}");
+    }
+}

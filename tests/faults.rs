@@ -1,0 +1,201 @@
+//! Handler faults, provoked on demand by the faulty example handler: each
+//! is written to the crash log with what is needed to find it, and the fault
+//! policy decides what happens to the connection.
+
+mod common;
+
+use common::{Client, Server, check_digest, guest};
+use serde_json::Value;
+
+const MAX_OUTPUT_BYTES: usize = 4096;
+const MAX_OUTCOME_BYTES: usize = 64 * 1024;
+
+/// Tight limits, so that faults are quick to reach.
+const LIMITS: &[&str] = &[
+    "--event-timeout",
+    "300ms",
+    "--max-memory",
+    "16MiB",
+    "--max-output-bytes",
+    "4KiB",
+    "--max-outcome-bytes",
+    "64KiB",
+];
+
+fn serve(policy: &str) -> Server {
+    let mut flags = LIMITS.to_vec();
+    flags.extend(["--on-fault", policy]);
+    Server::start("faulty", &flags)
+}
+
+/// The crash report of the one fault `client` (connection `id`) caused.
+fn only_crash(server: &Server, client: &Client, id: u64) -> Value {
+    let crashes = server.wait_for_crashes(1);
+    assert_eq!(crashes.len(), 1, "{crashes:#?}");
+    let report = crashes.into_iter().next().unwrap();
+    assert_eq!(report["connection"], id, "{report:#}");
+    assert_eq!(report["peer"], client.local_addr().to_string(), "{report:#}");
+    assert_eq!(report["event"], "stanza", "{report:#}");
+    let digest = report["module"].as_str().expect("a module digest");
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{digest:?} is not a lower-case hex SHA-256"
+    );
+    assert_eq!(digest, check_digest(&guest("faulty")));
+    assert!(report["at_ms"].as_u64().is_some_and(|ms| ms > 0), "{report:#}");
+    report
+}
+
+/// Sends `stanza` under the default `close` policy: checks that the client
+/// gets an `<internal-server-error/>` stream error and is closed, that the
+/// server goes on serving others, and returns the crash report.
+fn fault_closes_the_connection(stanza: &str) -> Value {
+    let server = Server::start("faulty", LIMITS);
+    let mut client = server.connect();
+    client.open();
+    let id = server.connection_id(&client);
+    client.send("<probe/>");
+    client.expect("<probe global='1' count='1'/>");
+    client.send(stanza);
+    let rest = client.read_to_end();
+    assert!(rest.contains("<stream:error><internal-server-error"), "{rest:?}");
+    assert!(rest.ends_with("</stream:stream>"), "{rest:?}");
+    assert_eq!(server.wait_for_close(id)["reason"], "fault");
+    let report = only_crash(&server, &client, id);
+
+    let mut other = server.connect();
+    other.open();
+    other.send("<probe/>");
+    other.expect("<probe global='1' count='1'/>");
+    report
+}
+
+fn backtrace(report: &Value) -> &Vec<Value> {
+    report["backtrace"].as_array().expect("a backtrace array")
+}
+
+fn output(report: &Value) -> &str {
+    report["output"].as_str().expect("an output string")
+}
+
+#[test]
+fn a_panic_is_a_trap_with_the_message_and_a_backtrace() {
+    let report = fault_closes_the_connection("<panic/>");
+    assert_eq!(report["kind"], "trap", "{report:#}");
+    assert!(output(&report).contains("faulty: about to panic"), "{report:#}");
+    assert!(output(&report).contains("faulty: panic on demand"), "{report:#}");
+    assert!(!backtrace(&report).is_empty(), "{report:#}");
+}
+
+#[test]
+fn a_loop_runs_into_the_deadline() {
+    let report = fault_closes_the_connection("<loop/>");
+    assert_eq!(report["kind"], "timeout", "{report:#}");
+}
+
+#[test]
+fn a_hoard_runs_into_the_memory_limit() {
+    let report = fault_closes_the_connection("<alloc/>");
+    assert_eq!(report["kind"], "memory", "{report:#}");
+}
+
+#[test]
+fn a_flood_of_output_is_cut_short_and_kept_bounded() {
+    let report = fault_closes_the_connection("<flood/>");
+    // faulty ignores failed writes: it spins until its deadline unless the
+    // host traps it first.
+    assert!(FLOOD_KINDS.contains(&report["kind"].as_str().unwrap()), "{report:#}");
+    let output = output(&report);
+    assert!(output.contains("faulty: flooding"), "{report:#}");
+    assert!(
+        output.len() <= MAX_OUTPUT_BYTES,
+        "{} bytes of output kept",
+        output.len()
+    );
+}
+
+#[test]
+fn a_returned_error_is_a_handler_error() {
+    let report = fault_closes_the_connection("<error/>");
+    assert_eq!(report["kind"], "handler-error", "{report:#}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("faulty: error on demand"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn an_outcome_past_the_limit_is_refused() {
+    let report = fault_closes_the_connection(&format!("<big n='{}'/>", MAX_OUTCOME_BYTES + 1000));
+    assert_eq!(report["kind"], "outcome-too-large", "{report:#}");
+}
+
+#[test]
+fn an_outcome_within_the_limit_is_sent() {
+    let server = serve("close");
+    let mut client = server.connect();
+    client.open();
+    let n = MAX_OUTCOME_BYTES - 1000;
+    client.send(&format!("<big n='{n}'/>"));
+    let big = client.read_until("</big>");
+    assert_eq!(big.len(), n, "the <big> stanza and nothing else");
+    client.send("<probe/>");
+    client.expect("<probe global='1' count='2'/>");
+    assert!(server.crashes().is_empty());
+}
+
+/// The kinds a flood of output may be reported as.
+const FLOOD_KINDS: &[&str] = &["trap", "timeout"];
+
+/// Every fault faulty can provoke, and the kinds its crash report may have.
+const FAULTS: &[(&str, &[&str])] = &[
+    ("<panic/>", &["trap"]),
+    ("<loop/>", &["timeout"]),
+    ("<alloc/>", &["memory"]),
+    ("<flood/>", FLOOD_KINDS),
+    ("<error/>", &["handler-error"]),
+    ("<big n='100000'/>", &["outcome-too-large"]),
+];
+
+#[test]
+fn under_the_skip_policy_faulted_events_are_discarded_and_the_connection_stays() {
+    let server = serve("skip");
+    let mut client = server.connect();
+    client.open();
+    let id = server.connection_id(&client);
+    client.send("<probe/>");
+    client.expect("<probe global='1' count='1'/>");
+    for (n, (stanza, _)) in FAULTS.iter().enumerate() {
+        // faulty counts every stanza before it faults: the host must drop
+        // that increment with the rest of the faulted event's outcome.
+        client.send(&format!("{stanza}<probe/>"));
+        let reply = client.read_until("/>");
+        assert_eq!(
+            reply,
+            format!("<probe global='1' count='{}'/>", n + 2),
+            "after {stanza}"
+        );
+    }
+
+    let crashes = server.wait_for_crashes(FAULTS.len());
+    assert_eq!(crashes.len(), FAULTS.len(), "{crashes:#?}");
+    for (report, (stanza, kinds)) in crashes.iter().zip(FAULTS) {
+        assert!(
+            kinds.contains(&report["kind"].as_str().unwrap()),
+            "{stanza}: {report:#}"
+        );
+        assert_eq!(report["connection"], id, "{report:#}");
+        assert_eq!(report["event"], "stanza", "{report:#}");
+    }
+    assert!(
+        server
+            .find_log("connection closed", |fields| fields["id"] == id)
+            .is_none()
+    );
+
+    client.send("<ping/>");
+    client.expect("<ping xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'/>");
+    client.send("</stream:stream>");
+    assert!(client.read_to_end().ends_with("</stream:stream>"));
+    assert_eq!(server.wait_for_close(id)["reason"], "stream-end");
+}
