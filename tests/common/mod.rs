@@ -104,13 +104,14 @@ impl Server {
         if !flags.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
+        if !flags.contains(&"--cache-dir") {
+            command.arg("--cache-dir").arg(compile_cache());
+        }
         let mut child = command
             .arg("--crash-log")
             .arg(&crash_log)
             .arg("--admin")
             .arg(&admin)
-            .arg("--cache-dir")
-            .arg(compile_cache())
             .args(flags)
             .env("RUST_LOG", "ej=debug,info")
             .stdin(Stdio::null())

@@ -1,9 +1,10 @@
 //! Echo: an example ej handler that sends each stanza back to its sender.
 //!
 //! Each stanza is echoed with its `from` and `to` attributes swapped (a
-//! stanza with neither is echoed unchanged), except `<count/>`, which gets
-//! `<count n='N'/>` back, N being the number of stanzas so far, this one
-//! included. The stream header is answered with one of our own, and the
+//! stanza with neither is echoed unchanged), except two questions:
+//! `<count/>` gets `<count n='N'/>` back, N being the number of stanzas so
+//! far, this one included; `<module/>` gets `<module n='N' digest='D'/>`, D
+//! being the digest of the module build that answered. The stream header is answered with one of our own, and the
 //! peer's end of stream with ours.
 
 use ej_guest::{CloseReason, Context, Handler, xml};
@@ -33,10 +34,13 @@ impl Handler for Echo {
     fn stanza(&mut self, cx: &mut Context, stanza: &str) -> Result<(), String> {
         self.stanzas += 1;
         let el = xml::Element::parse(stanza)?;
-        if el.name() == "count" {
-            cx.send(format!("<count n='{}'/>", self.stanzas));
-        } else {
-            cx.send(el.swap_from_to());
+        match el.name() {
+            "count" => cx.send(format!("<count n='{}'/>", self.stanzas)),
+            "module" => {
+                let digest = &cx.conn().module.digest;
+                cx.send(format!("<module n='{}' digest='{digest}'/>", self.stanzas));
+            }
+            _ => cx.send(el.swap_from_to()),
         }
         Ok(())
     }
