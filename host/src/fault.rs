@@ -19,6 +19,8 @@ pub enum FaultKind {
     HandlerError,
     /// The instance could not be created.
     Instantiate,
+    /// The event's store writes could not be committed.
+    Store,
 }
 
 /// A failed event, ready to go into a crash report.

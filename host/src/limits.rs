@@ -26,6 +26,12 @@ pub struct ConnectionLimits {
     pub linger: Duration,
     /// What a handler fault does to the connection.
     pub on_fault: FaultPolicy,
+    /// Events from other connections (routed payloads) waiting for this one.
+    pub mailbox: usize,
+    /// Addresses one connection may hold.
+    pub max_addresses: usize,
+    /// Timers one connection may have set.
+    pub max_timers: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -36,6 +42,9 @@ impl Default for ConnectionLimits {
             max_outbound_bytes: 1024 * 1024,
             linger: Duration::from_secs(2),
             on_fault: FaultPolicy::Close,
+            mailbox: 256,
+            max_addresses: 16,
+            max_timers: 64,
         }
     }
 }
@@ -53,6 +62,10 @@ pub struct SandboxLimits {
     pub max_outcome_bytes: usize,
     /// Guest stdout and stderr kept per event (for crash reports), in bytes.
     pub max_output_bytes: usize,
+    /// Bytes of keys and values one event may write to the store.
+    pub max_store_write_bytes: usize,
+    /// Entries one store `scan` or registry `lookup` returns at most.
+    pub max_listed: usize,
 }
 
 impl Default for SandboxLimits {
@@ -63,6 +76,8 @@ impl Default for SandboxLimits {
             event_timeout: Duration::from_millis(100),
             max_outcome_bytes: 1024 * 1024,
             max_output_bytes: 16 * 1024,
+            max_store_write_bytes: 1024 * 1024,
+            max_listed: 1000,
         }
     }
 }

@@ -10,8 +10,11 @@ use tokio::sync::watch;
 use ej::admin::{self, AdminAddr, AdminEndpoint};
 use ej::cli::{Cli, Command, LogFormat, Serve};
 use ej::crash::CrashLog;
+use ej::db::Db;
+use ej::imports::Env;
 use ej::limits::SandboxLimits;
 use ej::module::{Module, precompile};
+use ej::registry::Registry;
 use ej::sandbox::Sandbox;
 use ej::server::Server;
 use ej::service::Service;
@@ -20,7 +23,7 @@ use ej::watch::ModuleWatcher;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(serve) => serve_until_signalled(serve),
+        Command::Serve(serve) => serve_until_signalled(*serve),
         Command::Check { module } => check(&module),
         Command::Reload { admin } => admin_command(&admin, "reload"),
         Command::Status { admin } => admin_command(&admin, "status"),
@@ -44,6 +47,10 @@ fn serve_until_signalled(args: Serve) -> Result<()> {
 async fn serve(args: Serve) -> Result<()> {
     let listeners = args.listeners().map_err(anyhow::Error::msg)?;
     let sandbox = Arc::new(Sandbox::new(args.limits.sandbox())?.with_compile_cache(&args.cache_dir())?);
+    let env = Env {
+        db: Arc::new(Db::open(&args.data_dir)?),
+        registry: Arc::new(Registry::default()),
+    };
     let crash_log = Arc::new(match &args.crash_log {
         Some(path) => CrashLog::file(path)?,
         None => CrashLog::stderr(),
@@ -61,6 +68,7 @@ async fn serve(args: Serve) -> Result<()> {
                 let connection_limits = args.limits.connection(args.on_fault);
                 let service = Arc::new(Service::new(
                     Arc::clone(&sandbox),
+                    env.clone(),
                     module,
                     connection_limits,
                     Arc::clone(&crash_log),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
     UpdateDeadline, WasmBacktrace,
@@ -21,9 +21,11 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::{Connection, Event, Outcome};
+use crate::bindings::{Connection, Event, Handler, Outcome};
 use crate::cache::CompileCache;
+use crate::db::WriteSet;
 use crate::fault::{Fault, FaultKind};
+use crate::imports::{Env, EventImports, ImportLimits};
 use crate::limits::SandboxLimits;
 use crate::module::Module;
 
@@ -41,6 +43,12 @@ const TABLES_PER_COMPONENT: u32 = 8;
 /// the next instance reuses warm pages instead of faulting them in again.
 const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 
+/// A successful event: its outcome, and the store writes to commit with it.
+pub struct Completed {
+    pub outcome: Outcome,
+    pub writes: WriteSet,
+}
+
 /// The engine and linker every module of this server shares.
 pub struct Sandbox {
     engine: Engine,
@@ -52,6 +60,7 @@ pub struct Sandbox {
 
 /// The store data of one event's instance.
 pub struct EventCtx {
+    imports: EventImports,
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryBudget,
@@ -123,10 +132,13 @@ impl Sandbox {
         let engine = Engine::new(&engine_config(&limits))
             .map_err(anyhow::Error::from)
             .context("creating the wasm engine")?;
-        let mut linker = Linker::new(&engine);
+        let mut linker: Linker<EventCtx> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
+        Handler::add_to_linker::<_, HasSelf<EventImports>>(&mut linker, |ctx| &mut ctx.imports)
+            .map_err(anyhow::Error::from)
+            .context("linking the ej imports")?;
         start_epoch_ticker(&engine)?;
         Ok(Self {
             engine,
@@ -160,17 +172,19 @@ impl Sandbox {
         &self.limits
     }
 
-    /// Runs one event in a fresh instance of `module`. Waits for an instance
-    /// slot first; the deadline starts once the slot is held.
+    /// Runs one event in a fresh instance of `module`, with `env` behind its
+    /// imports. Waits for an instance slot first; the deadline starts once
+    /// the slot is held.
     pub async fn handle(
         &self,
         module: &Module,
         conn: &Connection,
         state: &[u8],
         event: &Event,
-    ) -> Result<Outcome, Fault> {
+        env: &Env,
+    ) -> Result<Completed, Fault> {
         let _slot = self.slots.acquire().await.expect("the slot semaphore is never closed");
-        let mut store = self.new_store();
+        let mut store = self.new_store(env);
 
         let result = async {
             let handler = module.pre().instantiate_async(&mut store).await?;
@@ -178,7 +192,7 @@ impl Sandbox {
         }
         .await;
 
-        let fault = |kind, reason| Fault {
+        let fault = |store: &Store<EventCtx>, kind, reason| Fault {
             kind,
             reason,
             backtrace: Vec::new(),
@@ -186,6 +200,7 @@ impl Sandbox {
         };
         match result {
             Ok(Ok(outcome)) if outcome.size() > self.limits.max_outcome_bytes => Err(fault(
+                &store,
                 FaultKind::OutcomeTooLarge,
                 format!(
                     "outcome of {} bytes exceeds the limit of {} bytes",
@@ -193,8 +208,11 @@ impl Sandbox {
                     self.limits.max_outcome_bytes
                 ),
             )),
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(message)) => Err(fault(FaultKind::HandlerError, message)),
+            Ok(Ok(outcome)) => Ok(Completed {
+                outcome,
+                writes: store.into_data().imports.into_writes(),
+            }),
+            Ok(Err(message)) => Err(fault(&store, FaultKind::HandlerError, message)),
             Err(error) => {
                 let kind = classify(&error, store.data().memory.exceeded);
                 let reason = match kind {
@@ -203,7 +221,7 @@ impl Sandbox {
                 };
                 Err(Fault {
                     backtrace: backtrace(&error),
-                    ..fault(kind, reason)
+                    ..fault(&store, kind, reason)
                 })
             }
         }
@@ -211,7 +229,7 @@ impl Sandbox {
 
     /// A store for one event: WASI with nothing granted, output captured,
     /// memory capped, and the event's deadline already running.
-    pub fn new_store(&self) -> Store<EventCtx> {
+    pub fn new_store(&self, env: &Env) -> Store<EventCtx> {
         let output = MemoryOutputPipe::new(self.limits.max_output_bytes);
         let wasi = WasiCtxBuilder::new()
             .stdout(output.clone())
@@ -219,7 +237,12 @@ impl Sandbox {
             .allow_tcp(false)
             .allow_udp(false)
             .build();
+        let import_limits = ImportLimits {
+            max_write_bytes: self.limits.max_store_write_bytes,
+            max_listed: self.limits.max_listed,
+        };
         let ctx = EventCtx {
+            imports: EventImports::new(env.clone(), import_limits),
             wasi,
             table: ResourceTable::new(),
             memory: MemoryBudget {

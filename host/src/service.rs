@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 
 use crate::bindings::ModuleInfo;
 use crate::crash::CrashLog;
+use crate::imports::Env;
 use crate::limits::ConnectionLimits;
 use crate::module::{self, Module};
 use crate::sandbox::Sandbox;
@@ -17,6 +18,8 @@ use crate::sandbox::Sandbox;
 /// Everything a session needs from the server, shared by its sessions.
 pub struct Service {
     pub sandbox: Arc<Sandbox>,
+    /// The store and registry, shared with every other listener.
+    pub env: Env,
     pub limits: ConnectionLimits,
     pub crash_log: Arc<CrashLog>,
     /// The module file, read again on reload.
@@ -36,9 +39,16 @@ pub enum Reload {
 }
 
 impl Service {
-    pub fn new(sandbox: Arc<Sandbox>, module: Module, limits: ConnectionLimits, crash_log: Arc<CrashLog>) -> Self {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        env: Env,
+        module: Module,
+        limits: ConnectionLimits,
+        crash_log: Arc<CrashLog>,
+    ) -> Self {
         Self {
             sandbox,
+            env,
             limits,
             crash_log,
             path: module.path().to_path_buf(),

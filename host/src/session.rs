@@ -6,24 +6,29 @@
 //! reader keeps watching the socket while the event loop is busy or the
 //! peer is throttled, so a peer that leaves is always noticed.
 
+use std::collections::VecDeque;
 use std::io::{self, Read as _};
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::bindings::{Action, CloseReason, Connection, Event};
+use crate::bindings::ej::handler::types::{Route, Timer};
+use crate::bindings::{Action, CloseReason, Connection, Envelope, Event};
 use crate::crash::{CrashReport, now_ms};
-use crate::fault::Fault;
+use crate::fault::{Fault, FaultKind};
 use crate::framer::{Frame, FrameError, Framer};
 use crate::limits::FaultPolicy;
 use crate::module::Module;
 use crate::outbox::Outbox;
+use crate::registry::Holder;
 use crate::service::Service;
 use crate::throttle::{Rate, Throttle};
+use crate::timers::Timers;
 
 /// Largest single read from a socket.
 const READ_CHUNK: usize = 16 * 1024;
@@ -64,7 +69,12 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
     let mut writer = tokio::spawn(write(Arc::clone(&stream), Arc::clone(&outbox)));
 
     let module = service.module();
+    let (mailbox, deliveries) = mpsc::channel(limits.mailbox);
     let mut session = Session {
+        holder: Holder { id, mailbox },
+        addresses: Vec::new(),
+        timers: Timers::new(limits.max_timers),
+        pending: VecDeque::new(),
         record: Connection {
             id,
             peer: peer.to_string(),
@@ -85,7 +95,7 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
         handle: reader,
         done: false,
     };
-    let ending = session.serve(input_rx, &mut reader, shutdown).await;
+    let ending = session.serve(input_rx, deliveries, &mut reader, shutdown).await;
     session.finish(&ending).await;
 
     if tokio::time::timeout(service.limits.linger, &mut writer).await.is_err() {
@@ -111,6 +121,14 @@ struct Session {
     /// Whether anything was written to the peer: a host stream error opens
     /// a stream of its own if not.
     opened: bool,
+    /// This connection as the registry knows it.
+    holder: Holder,
+    /// The addresses it holds, in the order it bound them.
+    addresses: Vec<String>,
+    timers: Timers,
+    /// Events this connection caused itself (an undeliverable payload, a
+    /// refused bind): handled before anything new.
+    pending: VecDeque<Event>,
 }
 
 /// Whether the event loop goes on.
@@ -167,16 +185,24 @@ impl Ending {
 
 impl Session {
     /// Runs events until the stream ends, the peer leaves, a handler or the
-    /// host closes the connection, or the server shuts down.
+    /// host closes the connection, or the server shuts down. Stanzas, routed
+    /// events and timers all pass through here, one at a time.
     async fn serve(
         &mut self,
         mut input: mpsc::Receiver<Input>,
+        mut deliveries: mpsc::Receiver<Event>,
         reader: &mut ReaderTask,
         mut shutdown: watch::Receiver<bool>,
     ) -> Ending {
         loop {
-            let next = tokio::select! {
-                biased;
+            if let Some(event) = self.pending.pop_front() {
+                if let Flow::End(ending) = self.dispatch(event).await {
+                    return ending;
+                }
+                continue;
+            }
+            let next_timer = self.timers.next();
+            let flow = tokio::select! {
                 end = &mut reader.handle, if !reader.done => {
                     reader.done = true;
                     match end {
@@ -187,15 +213,18 @@ impl Session {
                 _ = shutdown.changed() => {
                     return Ending::with_error(CloseReason::Shutdown, "system-shutdown", "the server is shutting down");
                 }
-                next = input.recv() => next,
+                Some(event) = deliveries.recv() => self.dispatch(event).await,
+                () = sleep_until(next_timer) => match self.timers.pop_due(tokio::time::Instant::now()) {
+                    Some(tag) => self.dispatch(Event::Timer(tag)).await,
+                    None => continue,
+                },
+                next = input.recv() => match next {
+                    Some(Input::Data(bytes)) => self.on_bytes(&bytes).await,
+                    Some(Input::Eof) | None => return Ending::quietly(CloseReason::Disconnected),
+                },
             };
-            match next {
-                Some(Input::Data(bytes)) => {
-                    if let Flow::End(ending) = self.on_bytes(&bytes).await {
-                        return ending;
-                    }
-                }
-                Some(Input::Eof) | None => return Ending::quietly(CloseReason::Disconnected),
+            if let Flow::End(ending) = flow {
+                return ending;
             }
         }
     }
@@ -243,13 +272,24 @@ impl Session {
             self.record.module = current.info().clone();
             self.module = current;
         }
-        let outcome = self
+        let env = &self.service.env;
+        let completed = self
             .service
             .sandbox
-            .handle(&self.module, &self.record, &self.state, event)
+            .handle(&self.module, &self.record, &self.state, event, env)
             .await?;
-        self.state = outcome.state;
-        Ok(outcome.actions)
+        if !completed.writes.is_empty() {
+            // The writes are durable before anything the event asked for
+            // happens, so whoever hears of it can read them.
+            env.db.commit(completed.writes).await.map_err(|error| Fault {
+                kind: FaultKind::Store,
+                reason: format!("{error:#}"),
+                backtrace: Vec::new(),
+                output: String::new(),
+            })?;
+        }
+        self.state = completed.outcome.state;
+        Ok(completed.outcome.actions)
     }
 
     /// Carries out a successful event's actions, in order.
@@ -271,9 +311,74 @@ impl Session {
                 }
                 Action::Throttle(bytes_per_sec) => self.rate.set(bytes_per_sec),
                 Action::ResetStream => self.framer.reset(),
+                Action::Bind(address) => self.bind(address),
+                Action::Unbind(address) => self.unbind(&address),
+                Action::Route(route) => self.route(route),
+                Action::SetTimer(Timer { tag, after_ms }) => {
+                    if self.timers.set(tag, Duration::from_millis(after_ms.into())).is_err() {
+                        tracing::warn!(
+                            id = self.record.id,
+                            limit = self.service.limits.max_timers,
+                            "timer not set: the connection has as many timers as it may"
+                        );
+                    }
+                }
+                Action::CancelTimer(tag) => self.timers.cancel(&tag),
             }
         }
         Flow::Continue
+    }
+
+    fn bind(&mut self, address: String) {
+        if self.addresses.contains(&address) {
+            return;
+        }
+        let limit = self.service.limits.max_addresses;
+        if self.addresses.len() >= limit {
+            tracing::warn!(id = self.record.id, %address, limit, "bind refused: the connection holds as many addresses as it may");
+        } else if self.service.env.registry.bind(&address, &self.holder) {
+            self.addresses.push(address);
+            return;
+        }
+        self.cause(Event::BindRefused(address));
+    }
+
+    fn unbind(&mut self, address: &str) {
+        if let Some(at) = self.addresses.iter().position(|held| held == address) {
+            self.addresses.remove(at);
+            self.service.env.registry.unbind(address, self.holder.id);
+        }
+    }
+
+    /// Delivers a payload to the mailbox of the connection holding its
+    /// address, or back to this one as undeliverable.
+    fn route(&mut self, Route { to, payload }: Route) {
+        let envelope = Envelope {
+            from: self.addresses.first().cloned().unwrap_or_default(),
+            to,
+            payload,
+        };
+        let Some(holder) = self.service.env.registry.holder(&envelope.to) else {
+            return self.cause(Event::Undeliverable(envelope));
+        };
+        if let Err(full_or_gone) = holder.mailbox.try_send(Event::Routed(envelope))
+            && let Event::Routed(envelope) = full_or_gone.into_inner()
+        {
+            self.cause(Event::Undeliverable(envelope));
+        }
+    }
+
+    /// Queues an event this connection caused itself, within the mailbox bound.
+    fn cause(&mut self, event: Event) {
+        if self.pending.len() < self.service.limits.mailbox {
+            self.pending.push_back(event);
+        } else {
+            tracing::warn!(
+                id = self.record.id,
+                event = event.kind(),
+                "event dropped: too many pending"
+            );
+        }
     }
 
     fn send(&mut self, text: String) -> Result<(), crate::outbox::Overflow> {
@@ -289,18 +394,25 @@ impl Session {
     /// error, if any, closes the stream.
     async fn finish(&mut self, ending: &Ending) {
         let event = Event::Closed(ending.reason);
+        let peer_is_there = ending.reason != CloseReason::Disconnected;
         match self.run(&event).await {
-            Ok(actions) if ending.reason != CloseReason::Disconnected => {
+            Ok(actions) => {
                 for action in actions {
-                    if let Action::Send(text) = action
-                        && self.send(text).is_err()
-                    {
-                        break;
+                    match action {
+                        // A peer that stopped reading gets what still fits.
+                        Action::Send(text) if peer_is_there => {
+                            let _ = self.send(text);
+                        }
+                        Action::Route(route) => self.route(route),
+                        Action::Unbind(address) => self.unbind(&address),
+                        _ => {}
                     }
                 }
             }
-            Ok(_) => {}
             Err(fault) => self.report(&event, &fault),
+        }
+        for address in self.addresses.drain(..) {
+            self.service.env.registry.unbind(&address, self.holder.id);
         }
         let last = ending.error.as_ref().map(|error| self.stream_error(error));
         self.outbox.close_with(last);
@@ -340,6 +452,14 @@ impl Session {
             event: event.kind(),
             fault,
         });
+    }
+}
+
+/// Sleeps until `deadline`, or forever if there is none.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

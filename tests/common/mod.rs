@@ -104,6 +104,9 @@ impl Server {
         if !flags.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
+        if !flags.contains(&"--data-dir") {
+            command.arg("--data-dir").arg(scratch.path("data"));
+        }
         if !flags.contains(&"--cache-dir") {
             command.arg("--cache-dir").arg(compile_cache());
         }
