@@ -1,8 +1,9 @@
 //! The command line: `ej check`, `ej compile`, `ej serve` refusing what it
-//! cannot serve, and the help texts.
+//! cannot serve, `ej store`, and the help texts.
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Output;
 
@@ -159,4 +160,46 @@ fn help_mentions_the_commands_and_main_flags() {
     ] {
         assert!(help.contains(flag), "ej serve --help does not mention {flag}: {help}");
     }
+}
+
+/// `ej store` on a data directory, and its output.
+fn store(data: &Path, admin: &Path, args: &[&str]) -> Output {
+    let mut full: Vec<&OsStr> = vec!["store".as_ref(), "--data-dir".as_ref(), data.as_os_str()];
+    full.extend(["--admin".as_ref(), admin.as_os_str()]);
+    full.extend(args.iter().map(OsStr::new));
+    run(&full)
+}
+
+#[test]
+fn the_store_command_works_with_and_without_a_running_server() {
+    let scratch = Scratch::new("store-command");
+    let data = scratch.path("data");
+    let admin = scratch.path("admin.sock");
+
+    // No server: the command opens the store itself.
+    let out = store(&data, &admin, &["put", "room:lobby", "{\"topic\":\"hi there\"}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = store(&data, &admin, &["get", "room:lobby"]);
+    assert_eq!(stdout(&out), "{\"topic\":\"hi there\"}\n");
+    let out = store(&data, &admin, &["get", "room:nowhere"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no such key"), "{}", stderr(&out));
+
+    // A server has the store open: the command goes through its admin endpoint.
+    let data_flag = data.to_str().unwrap();
+    let server = Server::start("echo", &["--data-dir", data_flag]);
+    let admin = &server.admin;
+    let out = store(&data, admin, &["put", "room:dev", "{}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = store(&data, admin, &["list", "room:"]);
+    assert_eq!(stdout(&out), "room:dev\t{}\nroom:lobby\t{\"topic\":\"hi there\"}\n");
+    let out = store(&data, admin, &["delete", "room:dev"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = store(&data, admin, &["list"]);
+    assert_eq!(stdout(&out), "room:lobby\t{\"topic\":\"hi there\"}\n");
+
+    // Without a reachable server the store in use is a clear error.
+    let out = store(&data, &scratch.path("elsewhere.sock"), &["list"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("admin endpoint"), "{}", stderr(&out));
 }

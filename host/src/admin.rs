@@ -3,9 +3,10 @@
 //! address another machine can reach.
 //!
 //! Commands: `reload` reloads every module whose file changed; `status`
-//! lists what each module file is serving. Replies are one line per module
+//! lists what each module file is serving; `store …` runs an `ej store`
+//! operation (see `store_ops`). Replies are one line per module
 //! (`ok PATH swapped DIGEST`, `ok PATH unchanged DIGEST`, `error PATH REASON`,
-//! or `PATH DIGEST LOADED_AT_MS`), then `end`.
+//! or `PATH DIGEST LOADED_AT_MS`) or per store answer, then `end`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,12 +20,14 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use crate::db::Db;
 use crate::service::{Reload, Service};
+use crate::store_ops::{StoreOp, execute};
 
 /// How long an admin client may take to send its command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest command line accepted.
-const MAX_COMMAND: u64 = 64;
+/// Longest command line accepted: a hex-encoded store value of up to 512 KiB.
+const MAX_COMMAND: u64 = 1024 * 1024 + 64;
 
 /// Where the admin endpoint listens.
 #[derive(Clone, Debug)]
@@ -81,10 +84,10 @@ impl AdminEndpoint {
 
     /// Serves admin commands until `shutdown` turns true. Clients are served
     /// one at a time: reloads are serialised anyway, and the endpoint is local.
-    pub async fn run(self, services: Vec<Arc<Service>>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, services: Vec<Arc<Service>>, db: Arc<Db>, mut shutdown: watch::Receiver<bool>) {
         loop {
             tokio::select! {
-                () = self.answer_next(&services) => {}
+                () = self.answer_next(&services, &db) => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -93,16 +96,16 @@ impl AdminEndpoint {
         }
     }
 
-    async fn answer_next(&self, services: &[Arc<Service>]) {
+    async fn answer_next(&self, services: &[Arc<Service>], db: &Db) {
         match self {
             Self::Tcp(listener) => {
                 if let Ok((stream, _)) = listener.accept().await {
-                    answer(stream, services).await;
+                    answer(stream, services, db).await;
                 }
             }
             Self::Unix(listener, _) => {
                 if let Ok((stream, _)) = listener.accept().await {
-                    answer(stream, services).await;
+                    answer(stream, services, db).await;
                 }
             }
         }
@@ -110,12 +113,12 @@ impl AdminEndpoint {
 }
 
 /// Reads one command and writes its reply.
-async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, services: &[Arc<Service>]) {
+async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, services: &[Arc<Service>], db: &Db) {
     let (read, mut write) = tokio::io::split(stream);
     let mut command = String::new();
     let mut read = BufReader::new(read.take(MAX_COMMAND));
     let reply = match tokio::time::timeout(COMMAND_TIMEOUT, read.read_line(&mut command)).await {
-        Ok(Ok(_)) => run(command.trim(), services).await,
+        Ok(Ok(_)) => run(command.trim(), services, db).await,
         _ => vec!["error - no command received".to_string()],
     };
     let mut text = reply.join("\n");
@@ -123,7 +126,14 @@ async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, services: &[Arc<Ser
     let _ = write.write_all(text.as_bytes()).await;
 }
 
-async fn run(command: &str, services: &[Arc<Service>]) -> Vec<String> {
+async fn run(command: &str, services: &[Arc<Service>], db: &Db) -> Vec<String> {
+    if let Some(operation) = command.strip_prefix("store ") {
+        let reply = match StoreOp::from_command(operation) {
+            Ok(op) => execute(db, &op).await,
+            Err(error) => Err(error),
+        };
+        return reply.map_or_else(|error| vec![format!("error - {error:#}")], |reply| reply.to_lines());
+    }
     let mut lines = Vec::with_capacity(services.len());
     match command {
         "reload" => {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::admin::AdminAddr;
 use crate::limits::{ConnectionLimits, FaultPolicy, SandboxLimits};
+use crate::store_ops::StoreOp;
 
 /// Serve long-lived XML streams with protocol logic in a sandboxed
 /// WebAssembly component: a fresh instance for every event.
@@ -39,6 +40,18 @@ pub enum Command {
         /// The server's admin endpoint (its `--admin`).
         #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
         admin: AdminAddr,
+    },
+    /// Read or write the durable store: directly, or through a running
+    /// `ej serve` that has it open.
+    Store {
+        /// The data directory (the server's `--data-dir`).
+        #[arg(long, value_name = "DIR", default_value = "ej-data")]
+        data_dir: PathBuf,
+        /// The admin endpoint of the server that may have it open.
+        #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
+        admin: AdminAddr,
+        #[command(subcommand)]
+        op: StoreOp,
     },
     /// Compile a component ahead of time, so `ej serve` starts in milliseconds.
     Compile {

@@ -7,7 +7,7 @@
 //! transaction (group commit), so many events share one sync to disk.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow};
@@ -19,6 +19,22 @@ const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const FILE: &str = "store.redb";
 /// Write sets waiting for the writer; senders wait when it is full.
 const QUEUE: usize = 1024;
+
+/// Another process (a running `ej serve`) has the store open.
+#[derive(Debug)]
+pub struct InUse(pub PathBuf);
+
+impl std::fmt::Display for InUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is in use by another process (a running `ej serve`?)",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for InUse {}
 
 /// What one event wrote: a value, or `None` for a deletion, per key.
 pub type WriteSet = BTreeMap<String, Option<Vec<u8>>>;
@@ -41,12 +57,7 @@ impl Db {
         std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join(FILE);
         let database = Database::create(&path).map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                anyhow!(
-                    "{} is in use by another process (a running `ej serve`?)",
-                    path.display()
-                )
-            }
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::Error::new(InUse(path.clone())),
             other => anyhow!("opening {}: {other}", path.display()),
         })?;
         let database = Arc::new(database);

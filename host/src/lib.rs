@@ -22,6 +22,7 @@ pub mod sandbox;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod store_ops;
 pub mod throttle;
 pub mod timers;
 pub mod watch;

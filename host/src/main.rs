@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use ej::admin::{self, AdminAddr, AdminEndpoint};
 use ej::cli::{Cli, Command, LogFormat, Serve};
 use ej::crash::CrashLog;
-use ej::db::Db;
+use ej::db::{Db, InUse};
 use ej::imports::Env;
 use ej::limits::SandboxLimits;
 use ej::module::{Module, precompile};
@@ -18,6 +18,7 @@ use ej::registry::Registry;
 use ej::sandbox::Sandbox;
 use ej::server::Server;
 use ej::service::Service;
+use ej::store_ops::{StoreOp, StoreReply, execute};
 use ej::watch::ModuleWatcher;
 
 fn main() -> ExitCode {
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Command::Check { module } => check(&module),
         Command::Reload { admin } => admin_command(&admin, "reload"),
         Command::Status { admin } => admin_command(&admin, "status"),
+        Command::Store { data_dir, admin, op } => store(&data_dir, &admin, &op),
         Command::Compile { module, output } => compile(&module, &output),
     };
     match result {
@@ -82,7 +84,7 @@ async fn serve(args: Serve) -> Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let admin = AdminEndpoint::bind(&args.admin).await?;
-    let admin = tokio::spawn(admin.run(services.clone(), stopped.clone()));
+    let admin = tokio::spawn(admin.run(services.clone(), Arc::clone(&env.db), stopped.clone()));
     let _watcher = if args.watch {
         Some(ModuleWatcher::start(services.clone())?)
     } else {
@@ -135,6 +137,36 @@ fn admin_command(addr: &AdminAddr, command: &str) -> Result<()> {
     }
     if lines.iter().any(|line| line.starts_with("error ")) {
         anyhow::bail!("{command} failed");
+    }
+    Ok(())
+}
+
+/// `ej store`: on the store itself if no server has it open, else through
+/// the server's admin endpoint.
+fn store(data_dir: &std::path::Path, admin: &AdminAddr, op: &StoreOp) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let reply = runtime.block_on(async {
+        match Db::open(data_dir) {
+            Ok(db) => execute(&db, op).await,
+            Err(error) if error.downcast_ref::<InUse>().is_some() => {
+                let lines = admin::request(admin, &op.to_command()).await?;
+                if let Some(error) = lines.iter().find(|line| line.starts_with("error ")) {
+                    anyhow::bail!("{error}");
+                }
+                StoreReply::from_lines(&lines)
+            }
+            Err(error) => Err(error),
+        }
+    })?;
+    match reply {
+        StoreReply::Value(Some(value)) => println!("{}", String::from_utf8_lossy(&value)),
+        StoreReply::Value(None) => anyhow::bail!("no such key"),
+        StoreReply::Done => {}
+        StoreReply::Entries(entries) => {
+            for (key, value) in entries {
+                println!("{key}\t{}", String::from_utf8_lossy(&value));
+            }
+        }
     }
     Ok(())
 }
