@@ -25,4 +25,5 @@ pub mod session;
 pub mod store_ops;
 pub mod throttle;
 pub mod timers;
+pub mod transport;
 pub mod watch;

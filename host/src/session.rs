@@ -7,15 +7,12 @@
 //! peer is throttled, so a peer that leaves is always noticed.
 
 use std::collections::VecDeque;
-use std::io::{self, Read as _};
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::bindings::ej::handler::types::{Route, Timer};
 use crate::bindings::{Action, CloseReason, Connection, Envelope, Event};
@@ -27,31 +24,9 @@ use crate::module::Module;
 use crate::outbox::Outbox;
 use crate::registry::Holder;
 use crate::service::Service;
-use crate::throttle::{Rate, Throttle};
+use crate::throttle::Rate;
 use crate::timers::Timers;
-
-/// Largest single read from a socket.
-const READ_CHUNK: usize = 16 * 1024;
-/// Reads buffered between the reader and the event loop; with `READ_CHUNK`
-/// this bounds a session's unframed input.
-const INPUT_CHUNKS: usize = 4;
-
-/// What the reader hands the event loop.
-enum Input {
-    Data(Vec<u8>),
-    /// The peer closed its side, or the socket failed.
-    Eof,
-}
-
-/// How the reader ended.
-#[derive(Debug, PartialEq, Eq)]
-enum ReaderEnd {
-    /// Its last input (end of stream) is in the channel, in order.
-    Delivered,
-    /// The peer left while the reader was paused and the channel was full:
-    /// the event loop should stop without draining it.
-    Gone,
-}
+use crate::transport::{self, INPUT_CHUNKS, Input, ReaderEnd, ReaderTask};
 
 /// Serves one accepted connection until it closes.
 pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
@@ -65,8 +40,8 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
     let outbox = Arc::new(Outbox::new(limits.max_outbound_bytes));
     let rate = Rate::new(limits.read_rate);
     let (input_tx, input_rx) = mpsc::channel(INPUT_CHUNKS);
-    let reader = tokio::spawn(read(Arc::clone(&stream), input_tx, rate.clone()));
-    let mut writer = tokio::spawn(write(Arc::clone(&stream), Arc::clone(&outbox)));
+    let reader = tokio::spawn(transport::read(Arc::clone(&stream), input_tx, rate.clone()));
+    let mut writer = tokio::spawn(transport::write(Arc::clone(&stream), Arc::clone(&outbox)));
 
     let module = service.module();
     let (mailbox, deliveries) = mpsc::channel(limits.mailbox);
@@ -461,137 +436,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-/// The reader task, and whether its result was already taken.
-struct ReaderTask {
-    handle: JoinHandle<ReaderEnd>,
-    done: bool,
-}
-
-impl ReaderTask {
-    async fn stop(self) {
-        if !self.done {
-            self.handle.abort();
-            let _ = self.handle.await;
-        }
-    }
-}
-
-/// Reads from the peer at the throttled rate into the event loop's channel.
-/// It pauses when the bucket is empty or the channel is full (so TCP
-/// backpressure reaches the peer), but even then notices the peer leaving.
-async fn read(stream: Arc<TcpStream>, input: mpsc::Sender<Input>, rate: Rate) -> ReaderEnd {
-    let mut throttle = Throttle::new(rate);
-    let mut buf = vec![0; READ_CHUNK];
-    // Set when unread bytes are known to be waiting but tokio's readiness
-    // for them was cleared while paused: the next read must try the socket.
-    let mut pending = false;
-    loop {
-        let allowance = match throttle.allowance() {
-            Ok(bytes) => bytes.min(READ_CHUNK),
-            Err(wait) => {
-                if until_gone(&stream, &mut pending, tokio::time::sleep(wait))
-                    .await
-                    .is_none()
-                {
-                    return left(&input);
-                }
-                continue;
-            }
-        };
-        let permit = match until_gone(&stream, &mut pending, input.reserve()).await {
-            Some(Ok(permit)) => permit,
-            // The event loop has ended.
-            Some(Err(_)) => return ReaderEnd::Delivered,
-            None => return left(&input),
-        };
-        match read_some(&stream, &mut buf[..allowance], &mut pending).await {
-            Ok(0) | Err(_) => {
-                permit.send(Input::Eof);
-                return ReaderEnd::Delivered;
-            }
-            Ok(n) => {
-                throttle.consume(n);
-                permit.send(Input::Data(buf[..n].to_vec()));
-            }
-        }
-    }
-}
-
-/// The peer left while the reader was paused: say so in order if there is
-/// room, else out of band.
-fn left(input: &mpsc::Sender<Input>) -> ReaderEnd {
-    match input.try_send(Input::Eof) {
-        Ok(()) => ReaderEnd::Delivered,
-        Err(_) => ReaderEnd::Gone,
-    }
-}
-
-/// Runs `paused` unless the peer closes or resets the socket first.
-async fn until_gone<T>(stream: &TcpStream, pending: &mut bool, paused: impl Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        value = paused => Some(value),
-        () = peer_gone(stream, pending) => None,
-    }
-}
-
-/// Completes when the peer has closed or reset the connection, without
-/// reading any of the bytes waiting in the socket.
-async fn peer_gone(stream: &TcpStream, pending: &mut bool) {
-    loop {
-        match stream.ready(Interest::READABLE).await {
-            Ok(ready) if !ready.is_read_closed() => {
-                // Bytes are waiting. Forget this readiness so the next wake-up
-                // is the next change on the socket: more bytes, FIN or RST.
-                *pending = true;
-                let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
-            }
-            _ => return,
-        }
-    }
-}
-
-/// Reads what is available, waiting for at least one byte.
-async fn read_some(stream: &TcpStream, buf: &mut [u8], pending: &mut bool) -> io::Result<usize> {
-    if *pending {
-        // tokio may believe the socket is drained: ask the socket itself.
-        match (&*socket2::SockRef::from(stream)).read(buf) {
-            Ok(n) => return Ok(n),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => *pending = false,
-            Err(error) => return Err(error),
-        }
-    }
-    loop {
-        stream.readable().await?;
-        match stream.try_read(buf) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return result,
-        }
-    }
-}
-
-/// Writes whatever the event loop queues, until the outbox is closed and
-/// drained or the peer is gone.
-async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>) {
-    let mut buf = Vec::new();
-    while outbox.take(&mut buf).await {
-        if write_all(&stream, &buf).await.is_err() {
-            return;
-        }
-        outbox.written(buf.len());
-    }
-}
-
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
 }
