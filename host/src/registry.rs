@@ -12,13 +12,24 @@ use std::sync::RwLock;
 
 use tokio::sync::mpsc;
 
-use crate::bindings::Event;
+use crate::bindings::Envelope;
 
 /// Shards: enough that two cores rarely meet on one.
 const SHARDS: usize = 16;
 
-/// Where a connection receives events from other connections.
-pub type Mailbox = mpsc::Sender<Event>;
+/// Where a connection receives payloads from other connections.
+pub type Mailbox = mpsc::Sender<Delivery>;
+
+/// What arrives in a mailbox.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A payload for an address the connection holds, and where to bounce
+    /// it if the connection closes before handling it.
+    Routed { envelope: Envelope, sender: Mailbox },
+    /// A payload the connection routed, back because its target closed
+    /// before handling it.
+    Bounced(Envelope),
+}
 
 /// A connection holding an address.
 #[derive(Clone, Debug)]

@@ -22,7 +22,7 @@ use crate::framer::{Frame, FrameError, Framer};
 use crate::limits::FaultPolicy;
 use crate::module::Module;
 use crate::outbox::Outbox;
-use crate::registry::Holder;
+use crate::registry::{Delivery, Holder};
 use crate::service::Service;
 use crate::throttle::Rate;
 use crate::timers::Timers;
@@ -70,8 +70,9 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
         handle: reader,
         done: false,
     };
-    let ending = session.serve(input_rx, deliveries, &mut reader, shutdown).await;
-    session.finish(&ending).await;
+    let mut deliveries = deliveries;
+    let ending = session.serve(input_rx, &mut deliveries, &mut reader, shutdown).await;
+    session.finish(&ending, deliveries).await;
 
     if tokio::time::timeout(service.limits.linger, &mut writer).await.is_err() {
         writer.abort();
@@ -165,17 +166,11 @@ impl Session {
     async fn serve(
         &mut self,
         mut input: mpsc::Receiver<Input>,
-        mut deliveries: mpsc::Receiver<Event>,
+        deliveries: &mut mpsc::Receiver<Delivery>,
         reader: &mut ReaderTask,
         mut shutdown: watch::Receiver<bool>,
     ) -> Ending {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                if let Flow::End(ending) = self.dispatch(event).await {
-                    return ending;
-                }
-                continue;
-            }
             let next_timer = self.timers.next();
             let flow = tokio::select! {
                 end = &mut reader.handle, if !reader.done => {
@@ -188,7 +183,10 @@ impl Session {
                 _ = shutdown.changed() => {
                     return Ending::with_error(CloseReason::Shutdown, "system-shutdown", "the server is shutting down");
                 }
-                Some(event) = deliveries.recv() => self.dispatch(event).await,
+                Some(delivery) = deliveries.recv() => self.dispatch(match delivery {
+                    Delivery::Routed { envelope, .. } => Event::Routed(envelope),
+                    Delivery::Bounced(envelope) => Event::Undeliverable(envelope),
+                }).await,
                 () = sleep_until(next_timer) => match self.timers.pop_due(tokio::time::Instant::now()) {
                     Some(tag) => self.dispatch(Event::Timer(tag)).await,
                     None => continue,
@@ -221,8 +219,21 @@ impl Session {
         }
     }
 
-    /// Runs one event; commits its outcome, or discards it on a fault.
+    /// Runs one event, then the events it caused this connection itself
+    /// (an undeliverable payload, a refused bind), before anything new.
     async fn dispatch(&mut self, event: Event) -> Flow {
+        let mut next = Some(event);
+        while let Some(event) = next {
+            if let Flow::End(ending) = self.dispatch_one(event).await {
+                return Flow::End(ending);
+            }
+            next = self.pending.pop_front();
+        }
+        Flow::Continue
+    }
+
+    /// Runs one event; commits its outcome, or discards it on a fault.
+    async fn dispatch_one(&mut self, event: Event) -> Flow {
         match self.run(&event).await {
             Ok(actions) => self.apply(actions),
             Err(fault) => {
@@ -336,14 +347,20 @@ impl Session {
         let Some(holder) = self.service.env.registry.holder(&envelope.to) else {
             return self.cause(Event::Undeliverable(envelope));
         };
-        if let Err(full_or_gone) = holder.mailbox.try_send(Event::Routed(envelope))
-            && let Event::Routed(envelope) = full_or_gone.into_inner()
+        let delivery = Delivery::Routed {
+            envelope,
+            sender: self.holder.mailbox.clone(),
+        };
+        if let Err(full_or_gone) = holder.mailbox.try_send(delivery)
+            && let Delivery::Routed { envelope, .. } = full_or_gone.into_inner()
         {
             self.cause(Event::Undeliverable(envelope));
         }
     }
 
-    /// Queues an event this connection caused itself, within the mailbox bound.
+    /// Queues an event this connection caused itself. One outcome's worth
+    /// are queued at most (they are handled right after it), up to the
+    /// mailbox bound.
     fn cause(&mut self, event: Event) {
         if self.pending.len() < self.service.limits.mailbox {
             self.pending.push_back(event);
@@ -365,9 +382,10 @@ impl Session {
     }
 
     /// The last event: the handler hears why the connection closes and may
-    /// say goodbye (if the peer is still there); then the host's stream
-    /// error, if any, closes the stream.
-    async fn finish(&mut self, ending: &Ending) {
+    /// say goodbye (if the peer is still there); then its addresses are
+    /// released, payloads still waiting for it go back to their senders, and
+    /// the host's stream error, if any, closes the stream.
+    async fn finish(&mut self, ending: &Ending, mut deliveries: mpsc::Receiver<Delivery>) {
         let event = Event::Closed(ending.reason);
         let peer_is_there = ending.reason != CloseReason::Disconnected;
         match self.run(&event).await {
@@ -388,6 +406,17 @@ impl Session {
         }
         for address in self.addresses.drain(..) {
             self.service.env.registry.unbind(&address, self.holder.id);
+        }
+        deliveries.close();
+        while let Ok(delivery) = deliveries.try_recv() {
+            if let Delivery::Routed { envelope, sender } = delivery
+                && sender.try_send(Delivery::Bounced(envelope)).is_err()
+            {
+                tracing::warn!(
+                    id = self.record.id,
+                    "a payload could not be bounced: its sender is gone or full"
+                );
+            }
         }
         let last = ending.error.as_ref().map(|error| self.stream_error(error));
         self.outbox.close_with(last);

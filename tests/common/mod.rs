@@ -23,7 +23,7 @@ fn target_dir() -> PathBuf {
     )
 }
 
-/// An example handler (`echo`, `faulty`), built from source once per test
+/// An example handler (`echo`, `faulty`, `chat`), built from source once per test
 /// process (cargo makes concurrent builds from other test processes wait).
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -33,6 +33,7 @@ pub fn guest(name: &str) -> PathBuf {
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
             .args(["--package", "ej-example-echo", "--package", "ej-example-faulty"])
+            .args(["--package", "ej-example-chat"])
             .status()
             .expect("running cargo to build the example handlers");
         assert!(status.success(), "building the example handlers failed (is the wasm32-wasip2 target installed? `cargo xtask guests` installs it)");
@@ -66,6 +67,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return; // handed on to a restarted server
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -86,7 +90,12 @@ pub struct Server {
     pub admin: PathBuf,
     logs: Arc<Mutex<Vec<serde_json::Value>>>,
     pub crash_log: PathBuf,
-    _scratch: Scratch,
+    /// The store's directory (its `--data-dir`).
+    pub data_dir: PathBuf,
+    /// What it was started with, to start it again.
+    module: PathBuf,
+    flags: Vec<String>,
+    scratch: Scratch,
 }
 
 impl Server {
@@ -97,17 +106,59 @@ impl Server {
 
     pub fn start_module(module: &Path, flags: &[&str]) -> Self {
         let scratch = Scratch::new(&format!("serve-{}", unique()));
+        let flags: Vec<String> = flags.iter().map(|flag| (*flag).to_owned()).collect();
+        Self::start_in(scratch, module, flags)
+    }
+
+    /// Stops the server with `signal` (`TERM` to shut down gracefully,
+    /// `KILL` for `kill -9`), waits for it to exit, and starts it again with
+    /// the same module, flags, data directory, crash log and admin socket.
+    pub fn restart(mut self, signal: &str) -> Self {
+        self.signal(signal);
+        self.wait_for_exit();
+        let scratch = std::mem::replace(&mut self.scratch, Scratch(PathBuf::new()));
+        let (module, flags) = (std::mem::take(&mut self.module), std::mem::take(&mut self.flags));
+        drop(self);
+        Self::start_in(scratch, &module, flags)
+    }
+
+    /// Runs `ej store ARGS…` on this server's store (through its admin
+    /// endpoint while it runs); fails the test if it fails.
+    pub fn store(&self, args: &[&str]) -> String {
+        let out = ej()
+            .arg("store")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--admin")
+            .arg(&self.admin)
+            .args(args)
+            .output()
+            .expect("running ej store");
+        assert!(
+            out.status.success(),
+            "ej store {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("ej store prints UTF-8")
+    }
+
+    fn start_in(scratch: Scratch, module: &Path, flags: Vec<String>) -> Self {
         let crash_log = scratch.path("crashes.jsonl");
         let admin = scratch.path("admin.sock");
+        let has = |flag: &str| flags.iter().any(|given| given == flag);
+        let data_dir = match flags.iter().position(|flag| flag == "--data-dir") {
+            Some(at) => PathBuf::from(&flags[at + 1]),
+            None => scratch.path("data"),
+        };
         let mut command = ej();
         command.args(["serve", "--log-format", "json", "--module"]).arg(module);
-        if !flags.contains(&"--listen") {
+        if !has("--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
-        if !flags.contains(&"--data-dir") {
-            command.arg("--data-dir").arg(scratch.path("data"));
+        if !has("--data-dir") {
+            command.arg("--data-dir").arg(&data_dir);
         }
-        if !flags.contains(&"--cache-dir") {
+        if !has("--cache-dir") {
             command.arg("--cache-dir").arg(compile_cache());
         }
         let mut child = command
@@ -115,7 +166,7 @@ impl Server {
             .arg(&crash_log)
             .arg("--admin")
             .arg(&admin)
-            .args(flags)
+            .args(&flags)
             .env("RUST_LOG", "ej=debug,info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -136,7 +187,7 @@ impl Server {
         });
 
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let listeners = flags.iter().filter(|flag| **flag == "--listen").count().max(1);
+        let listeners = flags.iter().filter(|flag| *flag == "--listen").count().max(1);
         let addrs: Vec<SocketAddr> = (0..listeners)
             .map(|_| {
                 let mut line = String::new();
@@ -155,7 +206,10 @@ impl Server {
             admin,
             logs,
             crash_log,
-            _scratch: scratch,
+            data_dir,
+            module: module.to_owned(),
+            flags,
+            scratch,
         }
     }
 

@@ -21,12 +21,42 @@
 //! G counts the events this instance has handled (always 1 when the host
 //! uses a fresh instance per event) and C is `count`. The stream header and
 //! the peer's end of stream are answered as by the echo example.
+//!
+//! Probes of addresses, routing, the store and timers (values in replies
+//! are escaped; PAYLOAD is the element's inner XML, passed on verbatim):
+//!
+//! | stanza                                  | behaviour, reply                                   |
+//! |-----------------------------------------|----------------------------------------------------|
+//! | `<bind address='A'/>`                   | binds A, replies `<binding address='A'/>`          |
+//! | `<unbind address='A'/>`                 | unbinds A, replies `<unbound address='A'/>`        |
+//! | `<route to='A'>PAYLOAD</route>`         | routes PAYLOAD to A (no reply)                     |
+//! | `<lookup prefix='P'/>`                  | `<found><a>ADDR</a>…</found>`: addresses under P   |
+//! | `<put key='K' value='V'/>`              | stores V under K, replies `<stored key='K'/>`      |
+//! | `<delete key='K'/>`                     | deletes K, replies `<deleted key='K'/>`            |
+//! | `<get key='K'/>`                        | `<value key='K'>V</value>`, or `<value key='K'/>`  |
+//! | `<scan prefix='P'/>`                    | `<entries prefix='P'><entry key='K'>V</entry>…</entries>` |
+//! | `<put-then-panic key='K' value='V' n='N'/>` | stores V under K (and under K.1 … K.N-1), then panics |
+//! | `<timer tag='T' ms='N' notify='A'/>`    | sets timer T to N ms, replies `<timer-set tag='T'/>`; `notify` is optional |
+//! | `<cancel-timer tag='T'/>`               | cancels T, replies `<timer-cancelled tag='T'/>`    |
+//! | `<on-close route='A' key='K' value='V'/>` | on `closed`: routes `<closed reason='R'/>` to A, stores V under K (both optional); replies `<on-close/>` |
+//! | `<stats/>`                              | `<stats count='C' routed='R' fired='F'/>`          |
+//!
+//! Events from the host:
+//!
+//! | event         | reply                                                        |
+//! |---------------|--------------------------------------------------------------|
+//! | routed        | `<routed from='F' to='T'>PAYLOAD</routed>`; counts in `routed` |
+//! | undeliverable | `<undeliverable to='T'>PAYLOAD</undeliverable>`              |
+//! | bind-refused  | `<bind-refused address='A'/>`                                |
+//! | timer         | `<fired tag='T'/>`, and routes the same to the timer's `notify` address; counts in `fired` |
+//! | closed        | `</stream:stream>` at the peer's end of stream; the `<on-close/>` route and write |
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ej_guest::{CloseReason, Context, Handler, xml};
+use ej_guest::{CloseReason, Context, Envelope, Handler, registry, store, xml};
 use serde::{Deserialize, Serialize};
 
 /// Events handled by this instance, which should never exceed one.
@@ -34,11 +64,30 @@ static EVENTS: AtomicU64 = AtomicU64::new(0);
 
 /// The handler, and the state each connection carries between events.
 #[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Faulty {
     /// Stanzas received on this connection, faulty ones included.
     count: u64,
     /// The `to` of the peer's stream header.
     domain: String,
+    /// Routed events handled on this connection.
+    routed: u64,
+    /// Timers fired on this connection.
+    fired: u64,
+    /// Timer tag → the address told when it fires.
+    notify: BTreeMap<String, String>,
+    /// What the `closed` event does.
+    on_close: OnClose,
+}
+
+/// What `<on-close/>` asked the `closed` event to do.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+struct OnClose {
+    /// Route `<closed reason='R'/>` here.
+    route: Option<String>,
+    /// Store this value under this key.
+    put: Option<(String, String)>,
 }
 
 impl Handler for Faulty {
@@ -78,8 +127,140 @@ impl Handler for Faulty {
                 cx.send("<throttled/>");
             }
             "close" => cx.close(Some("</stream:stream>".to_owned())),
+            "bind" => {
+                let address = text(&el, "address")?;
+                cx.bind(address);
+                cx.send(format!("<binding address='{}'/>", xml::escape(address)));
+            }
+            "unbind" => {
+                let address = text(&el, "address")?;
+                cx.unbind(address);
+                cx.send(format!("<unbound address='{}'/>", xml::escape(address)));
+            }
+            "route" => cx.route(text(&el, "to")?, inner_xml(stanza)),
+            "lookup" => {
+                let found: String = registry::lookup(text(&el, "prefix")?, u32::MAX)
+                    .iter()
+                    .map(|address| format!("<a>{}</a>", xml::escape(address)))
+                    .collect();
+                cx.send(format!("<found>{found}</found>"));
+            }
+            "put" => {
+                let key = text(&el, "key")?;
+                store::put(key, text(&el, "value")?.as_bytes());
+                cx.send(format!("<stored key='{}'/>", xml::escape(key)));
+            }
+            "delete" => {
+                let key = text(&el, "key")?;
+                store::delete(key);
+                cx.send(format!("<deleted key='{}'/>", xml::escape(key)));
+            }
+            "get" => {
+                let key = text(&el, "key")?;
+                let escaped = xml::escape(key);
+                match store::get(key) {
+                    Some(value) => cx.send(format!(
+                        "<value key='{escaped}'>{}</value>",
+                        xml::escape(&String::from_utf8_lossy(&value))
+                    )),
+                    None => cx.send(format!("<value key='{escaped}'/>")),
+                }
+            }
+            "scan" => {
+                let prefix = text(&el, "prefix")?;
+                let entries: String = store::scan(prefix, u32::MAX)
+                    .iter()
+                    .map(|(key, value)| {
+                        format!(
+                            "<entry key='{}'>{}</entry>",
+                            xml::escape(key),
+                            xml::escape(&String::from_utf8_lossy(value))
+                        )
+                    })
+                    .collect();
+                cx.send(format!("<entries prefix='{}'>{entries}</entries>", xml::escape(prefix)));
+            }
+            "put-then-panic" => {
+                let key = text(&el, "key")?;
+                let value = text(&el, "value")?.as_bytes();
+                store::put(key, value);
+                let n: u32 = el.attr("n").map_or(Ok(1), |_| number(&el, "n"))?;
+                for i in 1..n {
+                    store::put(&format!("{key}.{i}"), value);
+                }
+                cx.send("<never-sent/>");
+                panic!("faulty: panic after {n} store writes");
+            }
+            "timer" => {
+                let tag = text(&el, "tag")?;
+                cx.set_timer(tag, number(&el, "ms")?);
+                match el.attr("notify") {
+                    Some(address) => self.notify.insert(tag.to_owned(), address.to_owned()),
+                    None => self.notify.remove(tag),
+                };
+                cx.send(format!("<timer-set tag='{}'/>", xml::escape(tag)));
+            }
+            "cancel-timer" => {
+                let tag = text(&el, "tag")?;
+                cx.cancel_timer(tag);
+                self.notify.remove(tag);
+                cx.send(format!("<timer-cancelled tag='{}'/>", xml::escape(tag)));
+            }
+            "on-close" => {
+                self.on_close = OnClose {
+                    route: el.attr("route").map(str::to_owned),
+                    put: el.attr("key").map(|key| {
+                        let value = el.attr("value").unwrap_or_default();
+                        (key.to_owned(), value.to_owned())
+                    }),
+                };
+                cx.send("<on-close/>");
+            }
+            "stats" => cx.send(format!(
+                "<stats count='{}' routed='{}' fired='{}'/>",
+                self.count, self.routed, self.fired
+            )),
             _ => cx.send(stanza),
         }
+        Ok(())
+    }
+
+    fn routed(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        self.routed += 1;
+        cx.send(format!(
+            "<routed from='{}' to='{}'>{}</routed>",
+            xml::escape(&envelope.from),
+            xml::escape(&envelope.to),
+            envelope.payload
+        ));
+        Ok(())
+    }
+
+    fn undeliverable(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        cx.send(format!(
+            "<undeliverable to='{}'>{}</undeliverable>",
+            xml::escape(&envelope.to),
+            envelope.payload
+        ));
+        Ok(())
+    }
+
+    fn bind_refused(&mut self, cx: &mut Context, address: &str) -> Result<(), String> {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        cx.send(format!("<bind-refused address='{}'/>", xml::escape(address)));
+        Ok(())
+    }
+
+    fn timer(&mut self, cx: &mut Context, tag: &str) -> Result<(), String> {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        self.fired += 1;
+        let fired = format!("<fired tag='{}'/>", xml::escape(tag));
+        if let Some(address) = self.notify.remove(tag) {
+            cx.route(address, fired.clone());
+        }
+        cx.send(fired);
         Ok(())
     }
 
@@ -88,7 +269,53 @@ impl Handler for Faulty {
         if reason == CloseReason::StreamEnd {
             cx.send("</stream:stream>");
         }
+        if let Some(address) = &self.on_close.route {
+            cx.route(address, format!("<closed reason='{}'/>", reason_name(reason)));
+        }
+        if let Some((key, value)) = &self.on_close.put {
+            store::put(key, value.as_bytes());
+        }
         Ok(())
+    }
+}
+
+/// The attribute `name` of `el`, which must be there.
+fn text<'a>(el: &'a xml::Element, name: &str) -> Result<&'a str, String> {
+    el.attr(name)
+        .ok_or_else(|| format!("faulty: <{}> needs attribute {name}", el.name()))
+}
+
+/// What lies between the root element's start and end tags, as written;
+/// empty for an empty-element tag.
+fn inner_xml(stanza: &str) -> &str {
+    let mut quote = None;
+    for (at, c) in stanza.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '>') => {
+                if stanza[..at].ends_with('/') {
+                    return "";
+                }
+                let end = stanza.rfind("</").unwrap_or(stanza.len()).max(at + 1);
+                return &stanza[at + 1..end];
+            }
+            (None, _) => {}
+        }
+    }
+    ""
+}
+
+/// The close reason as the WIT names it.
+fn reason_name(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::StreamEnd => "stream-end",
+        CloseReason::Disconnected => "disconnected",
+        CloseReason::Handler => "handler",
+        CloseReason::Fault => "fault",
+        CloseReason::StreamError => "stream-error",
+        CloseReason::Shutdown => "shutdown",
     }
 }
 

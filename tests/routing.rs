@@ -1,0 +1,546 @@
+//! Connections that talk to each other, driven through the faulty example
+//! handler's probes: addresses, routing in order under concurrent senders,
+//! undeliverable payloads, addresses released however a connection ends,
+//! lookup by prefix, and timers.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Client, PATIENCE, Server};
+
+/// What faulty echoes for `<ping/>`: a round trip that proves everything
+/// sent to the client before it has arrived, and nothing else.
+const PONG: &str = "<ping xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'/>";
+
+fn open(server: &Server) -> Client {
+    let mut client = server.connect();
+    client.open();
+    client
+}
+
+/// A round trip: fails if anything but the echo of `<ping/>` arrives.
+fn sync(client: &mut Client) {
+    client.send("<ping/>");
+    client.expect(PONG);
+}
+
+/// Binds `address`, checking the bind was not refused.
+fn bind(client: &mut Client, address: &str) {
+    client.send(&format!("<bind address='{address}'/>"));
+    client.expect(&format!("<binding address='{address}'/>"));
+    sync(client);
+}
+
+fn lookup(client: &mut Client, prefix: &str) -> String {
+    client.send(&format!("<lookup prefix='{prefix}'/>"));
+    client.read_until("</found>")
+}
+
+/// `<found>` listing `addresses`.
+fn found(addresses: &[&str]) -> String {
+    let listed: String = addresses.iter().map(|a| format!("<a>{a}</a>")).collect();
+    format!("<found>{listed}</found>")
+}
+
+/// The value of the first attribute `name` in `text`.
+fn attr<'a>(text: &'a str, name: &str) -> &'a str {
+    let start = text
+        .find(&format!(" {name}='"))
+        .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+        + name.len()
+        + 3;
+    let len = text[start..].find('\'').expect("a closing quote");
+    &text[start..start + len]
+}
+
+fn number(text: &str, name: &str) -> usize {
+    attr(text, name)
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number in {text:?}"))
+}
+
+#[test]
+fn a_routed_payload_reaches_the_holder_with_the_senders_address() {
+    let server = Server::start("faulty", &[]);
+    let mut alice = open(&server);
+    let mut bob = open(&server);
+    bind(&mut alice, "alice");
+    bind(&mut bob, "bob");
+
+    let payload = "<message id='m1' type='chat'><body>hi &amp; &lt;bye&gt;</body><x xmlns='urn:x'/></message>";
+    alice.send(&format!("<route to='bob'>{payload}</route>"));
+    bob.expect(&format!("<routed from='alice' to='bob'>{payload}</routed>"));
+    // The routed event ran with bob's state: his two stanzas so far (the
+    // bind and the ping), and the routed event counted.
+    bob.send("<stats/>");
+    bob.expect("<stats count='3' routed='1' fired='0'/>");
+    sync(&mut alice);
+
+    // `from` is the sender's first address that it still holds, or empty.
+    bind(&mut alice, "alice-too");
+    alice.send("<route to='bob'><a/></route>");
+    bob.expect("<routed from='alice' to='bob'><a/></routed>");
+    alice.send("<unbind address='alice'/>");
+    alice.expect("<unbound address='alice'/>");
+    alice.send("<route to='bob'><b/></route>");
+    bob.expect("<routed from='alice-too' to='bob'><b/></routed>");
+    let mut nobody = open(&server);
+    nobody.send("<route to='bob'><c/></route>");
+    bob.expect("<routed from='' to='bob'><c/></routed>");
+
+    // Routing to oneself works like routing to anyone.
+    bob.send("<route to='bob'>self</route>");
+    bob.expect("<routed from='bob' to='bob'>self</routed>");
+    sync(&mut bob);
+    sync(&mut alice);
+    sync(&mut nobody);
+    assert!(server.crashes().is_empty());
+}
+
+#[test]
+fn routing_to_an_address_nobody_holds_comes_back_undeliverable() {
+    let server = Server::start("faulty", &[]);
+    let mut alice = open(&server);
+    bind(&mut alice, "alice");
+    alice.send("<route to='nobody'><message id='1'>where are you?</message></route>");
+    alice.expect("<undeliverable to='nobody'><message id='1'>where are you?</message></undeliverable>");
+    // An address that was held once and let go is nobody's again.
+    let mut bob = open(&server);
+    bind(&mut bob, "bob");
+    bob.send("<unbind address='bob'/>");
+    bob.expect("<unbound address='bob'/>");
+    alice.send("<route to='bob'><late/></route>");
+    alice.expect("<undeliverable to='bob'><late/></undeliverable>");
+    sync(&mut bob);
+    sync(&mut alice);
+}
+
+#[test]
+fn binding_an_address_another_connection_holds_is_refused() {
+    let server = Server::start("faulty", &[]);
+    let mut first = open(&server);
+    let mut second = open(&server);
+    bind(&mut first, "taken");
+    // Binding again what one holds is harmless.
+    bind(&mut first, "taken");
+    second.send("<bind address='taken'/>");
+    second.expect("<binding address='taken'/>");
+    second.expect("<bind-refused address='taken'/>");
+    sync(&mut second);
+
+    // The address still leads to the first connection, only.
+    let mut sender = open(&server);
+    sender.send("<route to='taken'><hello/></route>");
+    first.expect("<routed from='' to='taken'><hello/></routed>");
+    sync(&mut second);
+    assert_eq!(lookup(&mut sender, "taken"), found(&["taken"]));
+}
+
+#[test]
+fn lookup_lists_the_addresses_bound_under_a_prefix_in_order() {
+    let server = Server::start("faulty", &[]);
+    let mut phone = open(&server);
+    let mut laptop = open(&server);
+    let mut asker = open(&server);
+    bind(&mut phone, "user/alice/phone");
+    bind(&mut phone, "user/bob/phone");
+    bind(&mut laptop, "user/alice/laptop");
+    bind(&mut laptop, "user/alicia/laptop");
+    assert_eq!(
+        lookup(&mut asker, "user/alice/"),
+        found(&["user/alice/laptop", "user/alice/phone"])
+    );
+    assert_eq!(
+        lookup(&mut asker, "user/"),
+        found(&[
+            "user/alice/laptop",
+            "user/alice/phone",
+            "user/alicia/laptop",
+            "user/bob/phone"
+        ])
+    );
+    assert_eq!(lookup(&mut asker, "user/carol/"), found(&[]));
+    phone.send("<unbind address='user/alice/phone'/>");
+    phone.expect("<unbound address='user/alice/phone'/>");
+    assert_eq!(lookup(&mut asker, "user/alice/"), found(&["user/alice/laptop"]));
+    laptop.send("</stream:stream>");
+    laptop.read_to_end();
+    server.wait_for_close(server.connection_id(&laptop));
+    assert_eq!(lookup(&mut asker, "user/"), found(&["user/bob/phone"]));
+}
+
+/// How each way of ending a connection looks from the test, and the close
+/// reason the handler is told.
+const ENDINGS: &[(&str, &str)] = &[
+    ("stream-end", "stream-end"),
+    ("reset", "disconnected"),
+    ("malformed", "stream-error"),
+    ("handler", "handler"),
+    ("fault", "fault"),
+];
+
+#[test]
+fn addresses_are_released_however_a_connection_ends_after_one_closed_event() {
+    let server = Server::start("faulty", &[]);
+    let mut watcher = open(&server);
+    bind(&mut watcher, "watcher");
+    for (ending, reason) in ENDINGS {
+        let address = format!("victim/{ending}");
+        let mut victim = open(&server);
+        let id = server.connection_id(&victim);
+        bind(&mut victim, &address);
+        victim.send("<on-close route='watcher'/>");
+        victim.expect("<on-close/>");
+        assert_eq!(lookup(&mut watcher, "victim/"), found(&[&address]));
+
+        match *ending {
+            "stream-end" => victim.send("</stream:stream>"),
+            "reset" => {
+                // Unread bytes make the close a reset.
+                victim.send("<ping/>");
+                std::thread::sleep(Duration::from_millis(50));
+                victim.reset();
+            }
+            "malformed" => victim.send("<a></b>"),
+            "handler" => victim.send("<close/>"),
+            "fault" => victim.send("<panic/>"),
+            _ => unreachable!(),
+        }
+        // The closed event's route goes out while the address is still held.
+        watcher.expect(&format!(
+            "<routed from='{address}' to='watcher'><closed reason='{reason}'/></routed>"
+        ));
+        assert_eq!(server.wait_for_close(id)["reason"], *reason, "{ending}");
+
+        assert_eq!(lookup(&mut watcher, "victim/"), found(&[]), "{ending}");
+        watcher.send(&format!("<route to='{address}'><anyone/></route>"));
+        watcher.expect(&format!("<undeliverable to='{address}'><anyone/></undeliverable>"));
+        // Another connection may take the address now.
+        let mut heir = open(&server);
+        bind(&mut heir, &address);
+        watcher.send(&format!("<route to='{address}'><you/></route>"));
+        heir.expect(&format!("<routed from='watcher' to='{address}'><you/></routed>"));
+        heir.send("</stream:stream>");
+        heir.read_to_end();
+        server.wait_for_close(server.connection_id(&heir));
+    }
+    // Exactly one closed event each: no second `<closed/>` came.
+    sync(&mut watcher);
+}
+
+/// How senders send their payloads.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// All at once, in one write.
+    Burst,
+    /// Each followed by a round trip, so that the sender's session handles
+    /// its own bounces before it reads the next route.
+    RoundTrip,
+}
+
+/// Routes `per_sender` numbered payloads from each of `senders` connections
+/// to one target, all at once; waits until every payload was either
+/// delivered or bounced; checks per-sender order, nothing lost, nothing
+/// twice. Returns (delivered, bounced) in total.
+fn route_concurrently(
+    server: &Server,
+    senders: usize,
+    per_sender: usize,
+    pace: Pace,
+    before: impl FnOnce(&mut Client),
+) -> (usize, usize) {
+    let mut target = open(server);
+    bind(&mut target, "target");
+    let bounced: Arc<Mutex<Vec<Vec<usize>>>> = Arc::new(Mutex::new(vec![Vec::new(); senders]));
+    let done = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(senders + 1));
+    let threads: Vec<_> = (0..senders)
+        .map(|s| {
+            let mut client = open(server);
+            bind(&mut client, &format!("sender/{s}"));
+            let (bounced, done, start) = (Arc::clone(&bounced), Arc::clone(&done), Arc::clone(&start));
+            std::thread::spawn(move || {
+                let route = |i: usize| format!("<route to='target'><n s='{s}' i='{i}'/></route>");
+                let record = |text: &str| {
+                    for item in text.split_inclusive("</undeliverable>") {
+                        assert!(item.starts_with("<undeliverable to='target'><n "), "{item:?}");
+                        assert_eq!(number(item, "s"), s);
+                        bounced.lock().unwrap()[s].push(number(item, "i"));
+                    }
+                };
+                start.wait();
+                match pace {
+                    Pace::Burst => client.send(&(0..per_sender).map(route).collect::<String>()),
+                    Pace::RoundTrip => {
+                        for i in 0..per_sender {
+                            client.send(&format!("{}<ping/>", route(i)));
+                            let text = client.read_until(PONG);
+                            record(text.strip_suffix(PONG).unwrap());
+                        }
+                    }
+                }
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(text) = client.try_read_until("</undeliverable>", Duration::from_millis(20)) {
+                        record(&text);
+                    }
+                }
+                sync(&mut client);
+            })
+        })
+        .collect();
+    before(&mut target);
+    start.wait();
+
+    let mut delivered = vec![Vec::new(); senders];
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let arrived: usize =
+            delivered.iter().map(Vec::len).sum::<usize>() + bounced.lock().unwrap().iter().map(Vec::len).sum::<usize>();
+        if arrived >= senders * per_sender {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{arrived} of {} payloads delivered or bounced; the server logged {:?}",
+            senders * per_sender,
+            server.find_log("event dropped: too many pending", |_| true)
+        );
+        if let Some(text) = target.try_read_until("</routed>", Duration::from_millis(20)) {
+            assert!(text.starts_with("<routed from='sender/"), "{text:?}");
+            let s = number(&text, "s");
+            assert_eq!(attr(&text, "from"), format!("sender/{s}"), "{text:?}");
+            delivered[s].push(number(&text, "i"));
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // Nothing more comes: no duplicates.
+    sync(&mut target);
+
+    let bounced = bounced.lock().unwrap();
+    for s in 0..senders {
+        let (got, back) = (&delivered[s], &bounced[s]);
+        assert!(
+            got.is_sorted_by(|a, b| a < b),
+            "sender {s}: delivered out of order: {got:?}"
+        );
+        assert!(
+            back.is_sorted_by(|a, b| a < b),
+            "sender {s}: bounced out of order: {back:?}"
+        );
+        let mut all: Vec<usize> = got.iter().chain(back).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..per_sender).collect::<Vec<_>>(), "sender {s}: lost or doubled");
+    }
+    (delivered.iter().map(Vec::len).sum(), bounced.iter().map(Vec::len).sum())
+}
+
+#[test]
+fn payloads_from_concurrent_senders_arrive_in_order_none_lost_or_duplicated() {
+    let server = Server::start("faulty", &[]);
+    let (delivered, bounced) = route_concurrently(&server, 4, 200, Pace::Burst, |_| {});
+    // Any bounce means the mailbox (256 by default) was full, and what was
+    // in it is delivered.
+    assert!(delivered >= 256, "{delivered} delivered, {bounced} bounced");
+    assert!(server.crashes().is_empty());
+}
+
+/// A target that spins in one event while payloads come: its mailbox of 4
+/// fills, and the rest must come back to their senders.
+fn spinning_target_server() -> Server {
+    Server::start(
+        "faulty",
+        &["--mailbox", "4", "--event-timeout", "700ms", "--on-fault", "skip"],
+    )
+}
+
+fn spin(target: &mut Client) {
+    target.send("<loop/>");
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[test]
+fn a_full_mailbox_bounces_payloads_and_delivers_the_rest_in_order() {
+    let server = spinning_target_server();
+    let (delivered, bounced) = route_concurrently(&server, 4, 50, Pace::RoundTrip, spin);
+    assert!(delivered >= 4, "{delivered} delivered, {bounced} bounced");
+    assert!(bounced > 0, "{delivered} delivered, {bounced} bounced");
+    assert_eq!(server.wait_for_crashes(1)[0]["kind"], "timeout");
+}
+
+#[test]
+fn a_full_mailbox_bounces_every_payload_of_a_burst() {
+    let server = spinning_target_server();
+    let (delivered, bounced) = route_concurrently(&server, 4, 50, Pace::Burst, spin);
+    assert!(delivered >= 4, "{delivered} delivered, {bounced} bounced");
+    assert!(bounced > 0, "{delivered} delivered, {bounced} bounced");
+}
+
+#[test]
+fn payloads_waiting_for_a_connection_that_closes_come_back_undeliverable() {
+    // The target spins until its deadline, then is closed for the fault,
+    // with payloads waiting for it.
+    let server = Server::start("faulty", &["--event-timeout", "500ms"]);
+    let mut target = open(&server);
+    let id = server.connection_id(&target);
+    bind(&mut target, "target");
+    let mut sender = open(&server);
+    spin(&mut target);
+    for i in 0..3 {
+        sender.send(&format!("<route to='target'><n i='{i}'/></route>"));
+        sync(&mut sender);
+    }
+    assert_eq!(server.wait_for_close(id)["reason"], "fault");
+    for i in 0..3 {
+        sender.expect(&format!("<undeliverable to='target'><n i='{i}'/></undeliverable>"));
+    }
+}
+
+#[test]
+fn routed_payloads_and_the_targets_own_stanzas_keep_their_order() {
+    const N: usize = 150;
+    let server = Server::start("faulty", &[]);
+    let mut target = open(&server);
+    bind(&mut target, "target");
+    let mut sender = open(&server);
+    bind(&mut sender, "sender");
+    let start = Arc::new(Barrier::new(2));
+    let go = Arc::clone(&start);
+    let routing = std::thread::spawn(move || {
+        go.wait();
+        for i in 0..N {
+            sender.send(&format!("<route to='target'><n i='{i}'/></route>"));
+        }
+        sync(&mut sender);
+    });
+    start.wait();
+    for i in 0..N {
+        target.send(&format!("<own i='{i}'/>"));
+    }
+    routing.join().unwrap();
+
+    let last_own = format!(
+        "<own xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' i='{}'/>",
+        N - 1
+    );
+    let last_routed = format!("<n i='{}'/></routed>", N - 1);
+    let mut text = String::new();
+    let deadline = Instant::now() + PATIENCE;
+    while !(text.contains(&last_own) && text.contains(&last_routed)) {
+        assert!(Instant::now() < deadline, "timed out; received {text:?}");
+        if let Some(more) = target.try_read_until(">", Duration::from_millis(50)) {
+            text.push_str(&more);
+        }
+    }
+    let (mut own, mut routed) = (Vec::new(), Vec::new());
+    for piece in text.split('<') {
+        if piece.starts_with("own ") {
+            own.push(number(piece, "i"));
+        } else if piece.starts_with("n ") {
+            routed.push(number(piece, "i"));
+        }
+    }
+    assert_eq!(own, (0..N).collect::<Vec<_>>());
+    assert_eq!(routed, (0..N).collect::<Vec<_>>());
+    // Every event ran on the target's own state, in one sequence.
+    target.send("<stats/>");
+    target.expect(&format!("<stats count='{}' routed='{N}' fired='0'/>", N + 3));
+}
+
+#[test]
+fn a_timer_fires_after_its_delay_and_not_before() {
+    let server = Server::start("faulty", &[]);
+    let mut client = open(&server);
+    for ms in [0u64, 300] {
+        let tag = format!("t{ms}");
+        let set = Instant::now();
+        client.send(&format!("<timer tag='{tag}' ms='{ms}'/>"));
+        client.expect(&format!("<timer-set tag='{tag}'/>"));
+        client.expect(&format!("<fired tag='{tag}'/>"));
+        let took = set.elapsed();
+        assert!(took >= Duration::from_millis(ms), "{tag} fired after {took:?}");
+        assert!(took < Duration::from_millis(ms + 2000), "{tag} fired after {took:?}");
+    }
+    client.send("<stats/>");
+    client.expect("<stats count='3' routed='0' fired='2'/>");
+}
+
+#[test]
+fn a_cancelled_timer_never_fires() {
+    let server = Server::start("faulty", &[]);
+    let mut client = open(&server);
+    client.send("<timer tag='doomed' ms='150'/><timer tag='control' ms='400'/><cancel-timer tag='doomed'/>");
+    client.expect("<timer-set tag='doomed'/>");
+    client.expect("<timer-set tag='control'/>");
+    client.expect("<timer-cancelled tag='doomed'/>");
+    // Had `doomed` fired, it would have come first.
+    client.expect("<fired tag='control'/>");
+    // Cancelling what is not set is harmless.
+    client.send("<cancel-timer tag='never-set'/>");
+    client.expect("<timer-cancelled tag='never-set'/>");
+    sync(&mut client);
+}
+
+#[test]
+fn setting_a_tag_again_moves_its_timer() {
+    let server = Server::start("faulty", &[]);
+    let mut client = open(&server);
+    // Later: set for 150 ms, moved to 600 ms.
+    let set = Instant::now();
+    client.send("<timer tag='later' ms='150'/><timer tag='later' ms='600'/><timer tag='mark' ms='350'/>");
+    client.expect("<timer-set tag='later'/>");
+    client.expect("<timer-set tag='later'/>");
+    client.expect("<timer-set tag='mark'/>");
+    client.expect("<fired tag='mark'/>");
+    client.expect("<fired tag='later'/>");
+    assert!(set.elapsed() >= Duration::from_millis(600), "{:?}", set.elapsed());
+    // Sooner: set for 5 s, moved to 100 ms; fires once.
+    let set = Instant::now();
+    client.send("<timer tag='sooner' ms='5000'/><timer tag='sooner' ms='100'/>");
+    client.expect("<timer-set tag='sooner'/>");
+    client.expect("<timer-set tag='sooner'/>");
+    client.expect("<fired tag='sooner'/>");
+    assert!(set.elapsed() < Duration::from_secs(3), "{:?}", set.elapsed());
+    sync(&mut client);
+    client.send("<stats/>");
+    client.expect("<stats count='7' routed='0' fired='3'/>");
+}
+
+#[test]
+fn timers_die_with_their_connection() {
+    let server = Server::start("faulty", &[]);
+    let mut watcher = open(&server);
+    bind(&mut watcher, "watcher");
+    // A control connection that stays, with the same timer.
+    let mut stays = open(&server);
+    stays.send("<timer tag='control' ms='400' notify='watcher'/>");
+    stays.expect("<timer-set tag='control'/>");
+    let mut ids = Vec::new();
+    for (ending, tag) in [("stream-end", "graceful"), ("reset", "abrupt")] {
+        let mut doomed = open(&server);
+        ids.push(server.connection_id(&doomed));
+        doomed.send(&format!("<timer tag='{tag}' ms='300' notify='watcher'/>"));
+        doomed.expect(&format!("<timer-set tag='{tag}'/>"));
+        if ending == "reset" {
+            doomed.reset();
+        } else {
+            doomed.send("</stream:stream>");
+            doomed.read_to_end();
+        }
+    }
+    for id in ids {
+        server.wait_for_close(id);
+    }
+    // The control timer fires, and nothing from the closed ones came first
+    // (their timers were due earlier).
+    watcher.expect("<routed from='' to='watcher'><fired tag='control'/></routed>");
+    stays.expect("<fired tag='control'/>");
+    std::thread::sleep(Duration::from_millis(200));
+    sync(&mut watcher);
+    assert!(server.find_log("handler fault", |_| true).is_none());
+}
