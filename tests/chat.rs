@@ -20,12 +20,6 @@ fn serve() -> Server {
     server
 }
 
-fn open(server: &Server) -> Client {
-    let mut client = server.connect();
-    client.open();
-    client
-}
-
 fn sync(client: &mut Client) {
     client.send("<ping/>");
     client.expect(UNKNOWN_PING);
@@ -60,7 +54,7 @@ fn error(room: &str, condition: &str, text: &str) -> String {
 
 /// Three members of the lobby, who have seen each other arrive.
 fn three_in_the_lobby(server: &Server) -> [Client; 3] {
-    let [mut alice, mut bob, mut carol] = [open(server), open(server), open(server)];
+    let [mut alice, mut bob, mut carol] = [server.open(), server.open(), server.open()];
     join(&mut alice, "lobby", "alice");
     join(&mut bob, "lobby", "bob");
     bob.expect(&presence("lobby", "alice"));
@@ -78,7 +72,7 @@ fn messages_fan_out_to_every_member_in_order() {
     const N: usize = 30;
     let server = serve();
     let mut members = three_in_the_lobby(&server);
-    let mut elsewhere = open(&server);
+    let mut elsewhere = server.open();
     join(&mut elsewhere, "dev", "dave");
 
     let nicks = ["alice", "bob", "carol"];
@@ -116,7 +110,7 @@ fn messages_fan_out_to_every_member_in_order() {
 #[test]
 fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
     let server = serve();
-    let mut alice = open(&server);
+    let mut alice = server.open();
     join(&mut alice, "lobby", "alice");
     for i in 0..25 {
         say(&mut alice, "lobby", &format!("m{i}"));
@@ -126,7 +120,7 @@ fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
         format!("<message room='lobby' from='{from}' history='true'><body>{text}</body></message>")
     };
 
-    let mut bob = open(&server);
+    let mut bob = server.open();
     join(&mut bob, "lobby", "bob");
     bob.expect(&presence("lobby", "alice"));
     for i in 5..25 {
@@ -144,7 +138,7 @@ fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
     assert!(stored.lines().next().unwrap().contains("m6"), "{stored}");
 
     let server = server.restart("TERM");
-    let mut carol = open(&server);
+    let mut carol = server.open();
     join(&mut carol, "lobby", "carol");
     for i in 6..25 {
         carol.expect(&history("alice", &format!("m{i}")));
@@ -159,8 +153,8 @@ fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
 #[test]
 fn a_nick_taken_in_a_room_is_refused() {
     let server = serve();
-    let mut alice = open(&server);
-    let mut bob = open(&server);
+    let mut alice = server.open();
+    let mut bob = server.open();
     join(&mut alice, "lobby", "al");
     bob.send("<join room='lobby' nick='al'/>");
     bob.expect(&error("lobby", "conflict", "the nick al is taken in lobby"));
@@ -181,7 +175,7 @@ fn of_clients_racing_for_one_nick_exactly_one_gets_it() {
     let conflict = error("lobby", "conflict", "the nick racer is taken in lobby");
     let racers: Vec<_> = (0..RACERS)
         .map(|_| {
-            let mut client = open(&server);
+            let mut client = server.open();
             let (start, conflict) = (Arc::clone(&start), conflict.clone());
             std::thread::spawn(move || {
                 start.wait();
@@ -220,7 +214,7 @@ fn of_clients_racing_for_one_nick_exactly_one_gets_it() {
     let winners = finishers.iter().filter(|(won, _)| *won).count();
     assert_eq!(winners, 1);
     // A newcomer sees one racer, and the one message.
-    let mut newcomer = open(&server);
+    let mut newcomer = server.open();
     join(&mut newcomer, "lobby", "newcomer");
     newcomer.expect(&presence("lobby", "racer"));
     newcomer.expect("<message room='lobby' from='racer' history='true'><body>mine</body></message>");
@@ -237,7 +231,7 @@ fn of_clients_racing_for_one_nick_exactly_one_gets_it() {
 #[test]
 fn unknown_rooms_and_bad_requests_get_clear_errors() {
     let server = serve();
-    let mut client = open(&server);
+    let mut client = server.open();
     let requests = [
         (
             "<join room='nowhere' nick='x'/>",
@@ -317,8 +311,8 @@ fn unknown_rooms_and_bad_requests_get_clear_errors() {
 #[test]
 fn leaving_and_closing_the_stream_tell_the_others() {
     let server = serve();
-    let mut alice = open(&server);
-    let mut bob = open(&server);
+    let mut alice = server.open();
+    let mut bob = server.open();
     join(&mut alice, "lobby", "alice");
     join(&mut bob, "lobby", "bob");
     bob.expect(&presence("lobby", "alice"));
@@ -399,7 +393,7 @@ fn a_client_that_vanishes_mid_conversation_leaves_and_the_others_go_on() {
     }
 
     // Carol's nick is free, and her replacement sees only who is there.
-    let mut carol = open(&server);
+    let mut carol = server.open();
     join(&mut carol, "lobby", "carol");
     carol.expect(&presence("lobby", "alice"));
     carol.expect(&presence("lobby", "bob"));

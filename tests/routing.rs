@@ -15,12 +15,6 @@ use common::{Client, PATIENCE, Server};
 /// sent to the client before it has arrived, and nothing else.
 const PONG: &str = "<ping xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'/>";
 
-fn open(server: &Server) -> Client {
-    let mut client = server.connect();
-    client.open();
-    client
-}
-
 /// A round trip: fails if anything but the echo of `<ping/>` arrives.
 fn sync(client: &mut Client) {
     client.send("<ping/>");
@@ -65,8 +59,8 @@ fn number(text: &str, name: &str) -> usize {
 #[test]
 fn a_routed_payload_reaches_the_holder_with_the_senders_address() {
     let server = Server::start("faulty", &[]);
-    let mut alice = open(&server);
-    let mut bob = open(&server);
+    let mut alice = server.open();
+    let mut bob = server.open();
     bind(&mut alice, "alice");
     bind(&mut bob, "bob");
 
@@ -87,7 +81,7 @@ fn a_routed_payload_reaches_the_holder_with_the_senders_address() {
     alice.expect("<unbound address='alice'/>");
     alice.send("<route to='bob'><b/></route>");
     bob.expect("<routed from='alice-too' to='bob'><b/></routed>");
-    let mut nobody = open(&server);
+    let mut nobody = server.open();
     nobody.send("<route to='bob'><c/></route>");
     bob.expect("<routed from='' to='bob'><c/></routed>");
 
@@ -103,12 +97,12 @@ fn a_routed_payload_reaches_the_holder_with_the_senders_address() {
 #[test]
 fn routing_to_an_address_nobody_holds_comes_back_undeliverable() {
     let server = Server::start("faulty", &[]);
-    let mut alice = open(&server);
+    let mut alice = server.open();
     bind(&mut alice, "alice");
     alice.send("<route to='nobody'><message id='1'>where are you?</message></route>");
     alice.expect("<undeliverable to='nobody'><message id='1'>where are you?</message></undeliverable>");
     // An address that was held once and let go is nobody's again.
-    let mut bob = open(&server);
+    let mut bob = server.open();
     bind(&mut bob, "bob");
     bob.send("<unbind address='bob'/>");
     bob.expect("<unbound address='bob'/>");
@@ -121,8 +115,8 @@ fn routing_to_an_address_nobody_holds_comes_back_undeliverable() {
 #[test]
 fn binding_an_address_another_connection_holds_is_refused() {
     let server = Server::start("faulty", &[]);
-    let mut first = open(&server);
-    let mut second = open(&server);
+    let mut first = server.open();
+    let mut second = server.open();
     bind(&mut first, "taken");
     // Binding again what one holds is harmless.
     bind(&mut first, "taken");
@@ -132,7 +126,7 @@ fn binding_an_address_another_connection_holds_is_refused() {
     sync(&mut second);
 
     // The address still leads to the first connection, only.
-    let mut sender = open(&server);
+    let mut sender = server.open();
     sender.send("<route to='taken'><hello/></route>");
     first.expect("<routed from='' to='taken'><hello/></routed>");
     sync(&mut second);
@@ -142,9 +136,9 @@ fn binding_an_address_another_connection_holds_is_refused() {
 #[test]
 fn lookup_lists_the_addresses_bound_under_a_prefix_in_order() {
     let server = Server::start("faulty", &[]);
-    let mut phone = open(&server);
-    let mut laptop = open(&server);
-    let mut asker = open(&server);
+    let mut phone = server.open();
+    let mut laptop = server.open();
+    let mut asker = server.open();
     bind(&mut phone, "user/alice/phone");
     bind(&mut phone, "user/bob/phone");
     bind(&mut laptop, "user/alice/laptop");
@@ -185,11 +179,11 @@ const ENDINGS: &[(&str, &str)] = &[
 #[test]
 fn addresses_are_released_however_a_connection_ends_after_one_closed_event() {
     let server = Server::start("faulty", &[]);
-    let mut watcher = open(&server);
+    let mut watcher = server.open();
     bind(&mut watcher, "watcher");
     for (ending, reason) in ENDINGS {
         let address = format!("victim/{ending}");
-        let mut victim = open(&server);
+        let mut victim = server.open();
         let id = server.connection_id(&victim);
         bind(&mut victim, &address);
         victim.send("<on-close route='watcher'/>");
@@ -219,7 +213,7 @@ fn addresses_are_released_however_a_connection_ends_after_one_closed_event() {
         watcher.send(&format!("<route to='{address}'><anyone/></route>"));
         watcher.expect(&format!("<undeliverable to='{address}'><anyone/></undeliverable>"));
         // Another connection may take the address now.
-        let mut heir = open(&server);
+        let mut heir = server.open();
         bind(&mut heir, &address);
         watcher.send(&format!("<route to='{address}'><you/></route>"));
         heir.expect(&format!("<routed from='watcher' to='{address}'><you/></routed>"));
@@ -252,14 +246,14 @@ fn route_concurrently(
     pace: Pace,
     before: impl FnOnce(&mut Client),
 ) -> (usize, usize) {
-    let mut target = open(server);
+    let mut target = server.open();
     bind(&mut target, "target");
     let bounced: Arc<Mutex<Vec<Vec<usize>>>> = Arc::new(Mutex::new(vec![Vec::new(); senders]));
     let done = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(senders + 1));
     let threads: Vec<_> = (0..senders)
         .map(|s| {
-            let mut client = open(server);
+            let mut client = server.open();
             bind(&mut client, &format!("sender/{s}"));
             let (bounced, done, start) = (Arc::clone(&bounced), Arc::clone(&done), Arc::clone(&start));
             std::thread::spawn(move || {
@@ -386,10 +380,10 @@ fn payloads_waiting_for_a_connection_that_closes_come_back_undeliverable() {
     // The target spins until its deadline, then is closed for the fault,
     // with payloads waiting for it.
     let server = Server::start("faulty", &["--event-timeout", "500ms"]);
-    let mut target = open(&server);
+    let mut target = server.open();
     let id = server.connection_id(&target);
     bind(&mut target, "target");
-    let mut sender = open(&server);
+    let mut sender = server.open();
     spin(&mut target);
     for i in 0..3 {
         sender.send(&format!("<route to='target'><n i='{i}'/></route>"));
@@ -405,9 +399,9 @@ fn payloads_waiting_for_a_connection_that_closes_come_back_undeliverable() {
 fn routed_payloads_and_the_targets_own_stanzas_keep_their_order() {
     const N: usize = 150;
     let server = Server::start("faulty", &[]);
-    let mut target = open(&server);
+    let mut target = server.open();
     bind(&mut target, "target");
-    let mut sender = open(&server);
+    let mut sender = server.open();
     bind(&mut sender, "sender");
     let start = Arc::new(Barrier::new(2));
     let go = Arc::clone(&start);
@@ -455,7 +449,7 @@ fn routed_payloads_and_the_targets_own_stanzas_keep_their_order() {
 #[test]
 fn a_timer_fires_after_its_delay_and_not_before() {
     let server = Server::start("faulty", &[]);
-    let mut client = open(&server);
+    let mut client = server.open();
     for ms in [0u64, 300] {
         let tag = format!("t{ms}");
         let set = Instant::now();
@@ -473,7 +467,7 @@ fn a_timer_fires_after_its_delay_and_not_before() {
 #[test]
 fn a_cancelled_timer_never_fires() {
     let server = Server::start("faulty", &[]);
-    let mut client = open(&server);
+    let mut client = server.open();
     client.send("<timer tag='doomed' ms='150'/><timer tag='control' ms='400'/><cancel-timer tag='doomed'/>");
     client.expect("<timer-set tag='doomed'/>");
     client.expect("<timer-set tag='control'/>");
@@ -489,7 +483,7 @@ fn a_cancelled_timer_never_fires() {
 #[test]
 fn setting_a_tag_again_moves_its_timer() {
     let server = Server::start("faulty", &[]);
-    let mut client = open(&server);
+    let mut client = server.open();
     // Later: set for 150 ms, moved to 600 ms.
     let set = Instant::now();
     client.send("<timer tag='later' ms='150'/><timer tag='later' ms='600'/><timer tag='mark' ms='350'/>");
@@ -514,15 +508,15 @@ fn setting_a_tag_again_moves_its_timer() {
 #[test]
 fn timers_die_with_their_connection() {
     let server = Server::start("faulty", &[]);
-    let mut watcher = open(&server);
+    let mut watcher = server.open();
     bind(&mut watcher, "watcher");
     // A control connection that stays, with the same timer.
-    let mut stays = open(&server);
+    let mut stays = server.open();
     stays.send("<timer tag='control' ms='400' notify='watcher'/>");
     stays.expect("<timer-set tag='control'/>");
     let mut ids = Vec::new();
     for (ending, tag) in [("stream-end", "graceful"), ("reset", "abrupt")] {
-        let mut doomed = open(&server);
+        let mut doomed = server.open();
         ids.push(server.connection_id(&doomed));
         doomed.send(&format!("<timer tag='{tag}' ms='300' notify='watcher'/>"));
         doomed.expect(&format!("<timer-set tag='{tag}'/>"));

@@ -9,12 +9,6 @@ use common::{Client, Server};
 
 const PONG: &str = "<ping xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'/>";
 
-fn open(server: &Server) -> Client {
-    let mut client = server.connect();
-    client.open();
-    client
-}
-
 fn sync(client: &mut Client) {
     client.send("<ping/>");
     client.expect(PONG);
@@ -54,8 +48,8 @@ fn value(key: &str, value: &str) -> String {
 #[test]
 fn what_one_connection_stores_another_reads_and_scans() {
     let server = Server::start("faulty", &[]);
-    let mut writer = open(&server);
-    let mut reader = open(&server);
+    let mut writer = server.open();
+    let mut reader = server.open();
     put(&mut writer, "fruit/apple", "red");
     put(&mut writer, "fruit/banana", "yellow");
     put(&mut writer, "fruit/cherry", "a &lt;dark&gt; &amp; &apos;red&apos;");
@@ -96,7 +90,7 @@ fn what_one_connection_stores_another_reads_and_scans() {
 #[test]
 fn a_faulted_event_leaves_no_trace_in_the_store() {
     let server = Server::start("faulty", &["--on-fault", "skip"]);
-    let mut client = open(&server);
+    let mut client = server.open();
     put(&mut client, "kept", "before");
     put(&mut client, "doomed.2", "old");
 
@@ -113,8 +107,8 @@ fn a_faulted_event_leaves_no_trace_in_the_store() {
 
     // Under the close policy too, and seen from another connection.
     let server = Server::start("faulty", &[]);
-    let mut victim = open(&server);
-    let mut other = open(&server);
+    let mut victim = server.open();
+    let mut other = server.open();
     put(&mut victim, "one", "1");
     victim.send("<put-then-panic key='one' value='2' n='3'/>");
     assert!(victim.read_to_end().contains("<internal-server-error"));
@@ -128,7 +122,7 @@ fn a_faulted_event_leaves_no_trace_in_the_store() {
 #[test]
 fn an_event_over_the_write_limit_faults_and_writes_nothing() {
     let server = Server::start("faulty", &["--on-fault", "skip", "--max-store-write-bytes", "64"]);
-    let mut client = open(&server);
+    let mut client = server.open();
     let long = "x".repeat(80);
     client.send(&format!("<put key='big' value='{long}'/>"));
     sync(&mut client);
@@ -140,7 +134,7 @@ fn an_event_over_the_write_limit_faults_and_writes_nothing() {
 #[test]
 fn stored_values_survive_a_graceful_restart() {
     let server = Server::start("faulty", &[]);
-    let mut client = open(&server);
+    let mut client = server.open();
     for i in 0..20 {
         put(&mut client, &format!("restart/{i:02}"), &format!("v{i}"));
     }
@@ -151,7 +145,7 @@ fn stored_values_survive_a_graceful_restart() {
 
     let server = server.restart("TERM");
     assert!(client.read_to_end().contains("<system-shutdown"));
-    let mut client = open(&server);
+    let mut client = server.open();
     let entries: String = (0..20)
         .map(|i| format!("<entry key='restart/{i:02}'>v{i}</entry>"))
         .collect();
@@ -165,7 +159,7 @@ fn stored_values_survive_a_graceful_restart() {
 fn writes_whose_replies_arrived_survive_kill_9() {
     const N: usize = 200;
     let server = Server::start("faulty", &[]);
-    let mut writers = [open(&server), open(&server)];
+    let mut writers = [server.open(), server.open()];
     // Pipelined, so that commits are grouped; each reply is sent only once
     // its event's writes are durable.
     for (w, writer) in writers.iter_mut().enumerate() {
@@ -180,7 +174,7 @@ fn writes_whose_replies_arrived_survive_kill_9() {
         }
     }
     let server = server.restart("KILL");
-    let mut client = open(&server);
+    let mut client = server.open();
     for w in 0..writers.len() {
         let entries: String = (0..N)
             .map(|i| format!("<entry key='kill/{w}/{i:03}'>{i}</entry>"))
@@ -198,9 +192,9 @@ fn writes_whose_replies_arrived_survive_kill_9() {
 #[test]
 fn closed_events_write_to_the_store_however_the_connection_ends() {
     let server = Server::start("faulty", &[]);
-    let mut reader = open(&server);
+    let mut reader = server.open();
     for ending in ["stream-end", "reset", "malformed", "handler", "fault"] {
-        let mut client = open(&server);
+        let mut client = server.open();
         let id = server.connection_id(&client);
         client.send(&format!("<on-close key='bye/{ending}' value='{ending}'/>"));
         client.expect("<on-close/>");

@@ -19,6 +19,16 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     quick_xml::escape::escape(text)
 }
 
+/// The opening of a reply stream in the XMPP client namespace, from
+/// `domain` (escaped here): what a handler sends when its peer opens a stream.
+pub fn stream_header(domain: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+         xmlns:stream='http://etherx.jabber.org/streams' from='{}' version='1.0'>",
+        escape(domain)
+    )
+}
+
 /// Swaps the `from` and `to` attributes of `stanza`'s root element, keeping
 /// every other byte. A stanza with neither is returned unchanged.
 ///

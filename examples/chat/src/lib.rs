@@ -76,11 +76,7 @@ impl Handler for Chat {
     fn stream_open(&mut self, cx: &mut Context, header: &str) -> Result<(), String> {
         let header = xml::Element::parse(header)?;
         self.domain = header.attr("to").unwrap_or_default().to_owned();
-        cx.send(format!(
-            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-             xmlns:stream='http://etherx.jabber.org/streams' from='{}' version='1.0'>",
-            xml::escape(&self.domain)
-        ));
+        cx.send(xml::stream_header(&self.domain));
         Ok(())
     }
 
