@@ -217,6 +217,13 @@ impl Server {
         Client::connect(self.addr)
     }
 
+    /// A client whose stream is open.
+    pub fn open(&self) -> Client {
+        let mut client = self.connect();
+        client.open();
+        client
+    }
+
     /// The crash reports written so far.
     pub fn crashes(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.crash_log).unwrap_or_default();
