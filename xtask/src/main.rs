@@ -2,20 +2,71 @@
 //!
 //! - `cargo xtask run`: set up, build, and serve the richest example on 127.0.0.1:5222
 //! - `cargo xtask test`: set up, then check formatting, lints and every test
-//! - `cargo xtask guests`: build every example handler for wasm32-wasip2
+//! - `cargo xtask guests`: build every example handler: the Rust ones for
+//!   wasm32-wasip2, the C, JavaScript and Python ones with their own pinned
+//!   toolchains (installed under `target/tools/` when missing)
 //! - `cargo xtask bench`: set up, then run the benchmarks
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 
 /// The wasm target every Rust handler is built for.
 const GUEST_TARGET: &str = "wasm32-wasip2";
 /// The example handlers, as `(package, module file name)`.
-const GUESTS: &[(&str, &str)] = &[("ej-example-echo", "echo"), ("ej-example-faulty", "faulty")];
+const GUESTS: &[(&str, &str)] = &[
+    ("ej-example-echo", "echo"),
+    ("ej-example-faulty", "faulty"),
+    ("ej-example-chat", "chat"),
+];
 /// The handler `cargo xtask run` serves: the richest example there is.
-const RICHEST: &str = "echo";
+const RICHEST: &str = "chat";
+/// The rooms `cargo xtask run` makes sure the chat has.
+const ROOMS: &[&str] = &["lobby", "dev"];
+
+/// The example handlers written in other languages, each built by its own
+/// toolchain into `target/guests/NAME.wasm`.
+const FOREIGN_GUESTS: &[Foreign] = &[
+    Foreign {
+        name: "echo-c",
+        dir: "examples/echo-c",
+        language: Language::C,
+    },
+    Foreign {
+        name: "echo-js",
+        dir: "examples/echo-js",
+        language: Language::JavaScript,
+    },
+    Foreign {
+        name: "echo-py",
+        dir: "examples/echo-py",
+        language: Language::Python,
+    },
+];
+
+/// Pinned tool versions. Those of componentize-js and its dependencies are
+/// pinned by `examples/echo-js/package-lock.json`.
+const WASM_TOOLS: &str = "1.263.0";
+const WIT_BINDGEN: &str = "0.61.1";
+const COMPONENTIZE_PY: &str = "0.25.1";
+/// The C compiler, and the Debian packages that provide it, its wasm linker,
+/// the WASI libc and the wasm32 compiler runtime.
+const CLANG: &str = "clang-19";
+const C_PACKAGES: &[&str] = &["clang-19", "lld-19", "wasi-libc", "libclang-rt-19-dev-wasm32"];
+/// Files that show the C packages are installed.
+const C_FILES: &[&str] = &[
+    "/usr/bin/clang-19",
+    "/usr/bin/wasm-ld-19",
+    "/usr/include/wasm32-wasi/stdlib.h",
+    "/usr/lib/wasm32-wasi/libc.a",
+    "/usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a",
+];
+/// The world every handler is built against, in `wit/`.
+const WORLD: &str = "handler";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -58,6 +109,9 @@ fn guests(root: &Path) -> Result<PathBuf> {
         std::fs::copy(&built, out.join(format!("{name}.wasm")))
             .with_context(|| format!("copying {}", built.display()))?;
     }
+    for guest in FOREIGN_GUESTS {
+        guest.build(root, &target, &out)?;
+    }
     println!("guests built in {}", out.display());
     Ok(out)
 }
@@ -76,6 +130,8 @@ fn test(root: &Path) -> Result<()> {
         "ej-example-echo",
         "--package",
         "ej-example-faulty",
+        "--package",
+        "ej-example-chat",
         "--",
         "-D",
         "warnings",
@@ -88,6 +144,20 @@ fn run(root: &Path) -> Result<()> {
     status(cargo().args(["build", "--release", "--package", "ej"]))?;
     let module = guests.join(format!("{RICHEST}.wasm"));
     let ej = target_dir(root).join("release").join("ej");
+    // The chat serves only rooms the operator created: create the demo ones
+    // in its store (ej-data/ in the working directory), keeping any there.
+    for room in ROOMS {
+        let key = format!("room:{room}");
+        let exists = Command::new(&ej)
+            .args(["store", "get", &key])
+            .output()?
+            .status
+            .success();
+        if !exists {
+            status(Command::new(&ej).args(["store", "put", &key, "{}"]))?;
+        }
+    }
+    println!("chat rooms: {}; see docs/chat.md for the protocol", ROOMS.join(", "));
     status(
         Command::new(ej)
             .args(["serve", "--listen", "127.0.0.1:5222", "--module"])
@@ -98,6 +168,282 @@ fn run(root: &Path) -> Result<()> {
 fn bench(root: &Path) -> Result<()> {
     guests(root)?;
     status(cargo().args(["bench", "--package", "ej"]))
+}
+
+/// A handler in another language than Rust.
+struct Foreign {
+    /// Its module is `target/guests/NAME.wasm`.
+    name: &'static str,
+    /// Its sources, relative to the workspace root.
+    dir: &'static str,
+    language: Language,
+}
+
+#[derive(Clone, Copy, Debug, Hash)]
+enum Language {
+    /// Every `*.c` file, with bindings from `wit-bindgen c`, compiled by
+    /// clang and made a component by `wasm-tools component new`.
+    C,
+    /// `echo.js` (the module exporting `handle`), made a component by
+    /// componentize-js through the directory's `build.mjs`.
+    JavaScript,
+    /// `app.py` (the module with the `WitWorld` class), made a component
+    /// by componentize-py.
+    Python,
+}
+
+impl Foreign {
+    /// Builds the module unless it is up to date: built before from the
+    /// same sources, WIT and recipe (a stamp next to it records a hash of
+    /// them). Installs the language's tools first if they are missing.
+    fn build(&self, root: &Path, target: &Path, out: &Path) -> Result<()> {
+        let module = out.join(format!("{}.wasm", self.name));
+        let stamp_file = out.join(format!("{}.stamp", self.name));
+        let stamp = self.stamp(root)?;
+        if module.is_file() && std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
+            println!("{} is up to date", module.display());
+            return Ok(());
+        }
+        let started = Instant::now();
+        let tools = target.join("tools");
+        let src = root.join(self.dir);
+        let wit = root.join("wit");
+        let work = target.join("guests-build").join(self.name);
+        if work.exists() {
+            std::fs::remove_dir_all(&work)?;
+        }
+        std::fs::create_dir_all(&work)?;
+        // Written next to the module, then renamed over it: whoever reads
+        // the module (a running test) sees the old one or the new one.
+        let partial = out.join(format!("{}.wasm.partial", self.name));
+        match self.language {
+            Language::C => {
+                let wit_bindgen = cargo_tool(&tools, "wit-bindgen-cli", WIT_BINDGEN, "wit-bindgen", &["c"])?;
+                let wasm_tools = cargo_tool(&tools, "wasm-tools", WASM_TOOLS, "wasm-tools", &["component"])?;
+                ensure_packages(C_FILES, C_PACKAGES)?;
+                let bindings = work.join("bindings");
+                status(
+                    Command::new(wit_bindgen)
+                        .arg("c")
+                        .arg(&wit)
+                        .args(["--world", WORLD, "--out-dir"])
+                        .arg(&bindings),
+                )?;
+                let core = work.join("core.wasm");
+                let mut cc = Command::new(CLANG);
+                cc.args(["--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-s"])
+                    .args(["-Wall", "-Wextra", "-Werror", "-I"])
+                    .arg(&bindings)
+                    .arg("-o")
+                    .arg(&core);
+                for file in files(&src)?.into_iter().filter(|file| file.ends_with(".c")) {
+                    cc.arg(src.join(file));
+                }
+                cc.arg(bindings.join(format!("{WORLD}.c")))
+                    .arg(bindings.join(format!("{WORLD}_component_type.o")));
+                status(&mut cc)?;
+                status(
+                    Command::new(wasm_tools)
+                        .args(["component", "new"])
+                        .arg(&core)
+                        .arg("-o")
+                        .arg(&partial),
+                )?;
+            }
+            Language::JavaScript => {
+                let componentize_js = componentize_js(&tools, &src)?;
+                status(
+                    Command::new("node")
+                        .current_dir(&componentize_js)
+                        .arg("build.mjs")
+                        .arg(src.join("echo.js"))
+                        .arg(&wit)
+                        .arg(&partial),
+                )?;
+            }
+            Language::Python => {
+                let componentize_py = componentize_py(&tools)?;
+                // From a copy: componentize-py leaves `__pycache__` behind.
+                let copy = work.join("src");
+                for file in files(&src)? {
+                    let to = copy.join(&file);
+                    std::fs::create_dir_all(to.parent().expect("a file has a parent"))?;
+                    std::fs::copy(src.join(&file), to)?;
+                }
+                status(
+                    Command::new(componentize_py)
+                        .current_dir(&work)
+                        .arg("-d")
+                        .arg(&wit)
+                        .args(["-w", WORLD, "componentize", "-p"])
+                        .arg(&copy)
+                        .args(["app", "-o"])
+                        .arg(&partial),
+                )?;
+            }
+        }
+        std::fs::rename(&partial, &module)?;
+        std::fs::write(&stamp_file, stamp)?;
+        println!("built {} in {:.1} s", module.display(), started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// A hash of everything the module is built from: the recipe (language
+    /// and tool versions), the sources and the WIT.
+    fn stamp(&self, root: &Path) -> Result<String> {
+        let mut hasher = DefaultHasher::new();
+        (self.language, WASM_TOOLS, WIT_BINDGEN, COMPONENTIZE_PY, CLANG, WORLD).hash(&mut hasher);
+        for dir in [root.join(self.dir), root.join("wit")] {
+            for file in files(&dir)? {
+                file.hash(&mut hasher);
+                std::fs::read(dir.join(&file))?.hash(&mut hasher);
+            }
+        }
+        Ok(format!("{:016x}\n", hasher.finish()))
+    }
+}
+
+/// The files under `dir`, as sorted relative paths, leaving out what tools
+/// generate there (`node_modules`, `__pycache__`, hidden files).
+fn files(dir: &Path) -> Result<Vec<String>> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name == "node_modules" || name == "__pycache__" {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            if entry.file_type()?.is_dir() {
+                walk(&entry.path(), &format!("{path}/"), out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// A tool from crates.io at `version`, installed under `tools/bin` with only
+/// `features` (which keeps the build short) unless it is there already.
+fn cargo_tool(tools: &Path, krate: &str, version: &str, bin: &str, features: &[&str]) -> Result<PathBuf> {
+    let path = tools.join("bin").join(bin);
+    if reports_version(Command::new(&path).arg("--version"), version) {
+        return Ok(path);
+    }
+    println!(
+        "installing {krate} {version} under {} (once: a few minutes)",
+        tools.display()
+    );
+    status(
+        cargo()
+            .args(["install", "--locked", "--force", "--root"])
+            .arg(tools)
+            .args(["--version", version, "--no-default-features", "--features"])
+            .arg(features.join(","))
+            .arg(krate)
+            // Build in a temporary directory, not the workspace's target.
+            .env_remove("CARGO_TARGET_DIR"),
+    )?;
+    Ok(path)
+}
+
+/// componentize-py at `COMPONENTIZE_PY`, in a virtual environment under
+/// `tools/py` made on first use.
+fn componentize_py(tools: &Path) -> Result<PathBuf> {
+    let venv = tools.join("py");
+    let path = venv.join("bin/componentize-py");
+    if reports_version(Command::new(&path).arg("--version"), COMPONENTIZE_PY) {
+        return Ok(path);
+    }
+    if !venv.join("bin/pip").is_file() {
+        // Debian's python3 makes virtual environments only with python3-venv.
+        if !succeeds(Command::new("python3").args(["-c", "import ensurepip, venv"])) {
+            apt_install(&["python3", "python3-venv"])?;
+        }
+        status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    status(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("componentize-py=={COMPONENTIZE_PY}")),
+    )?;
+    Ok(path)
+}
+
+/// componentize-js and its dependencies, as `src/package-lock.json` pins
+/// them, installed under `tools/js` with `src/build.mjs`; returns that
+/// directory, where `node build.mjs` runs.
+fn componentize_js(tools: &Path, src: &Path) -> Result<PathBuf> {
+    if !succeeds(Command::new("npm").arg("--version")) {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let dir = tools.join("js");
+    std::fs::create_dir_all(&dir)?;
+    let lock = std::fs::read(src.join("package-lock.json"))?;
+    let installed = dir.join("node_modules/.package-lock.json").is_file()
+        && std::fs::read(dir.join("package-lock.json")).is_ok_and(|old| old == lock);
+    if !installed {
+        std::fs::copy(src.join("package.json"), dir.join("package.json"))?;
+        std::fs::write(dir.join("package-lock.json"), &lock)?;
+        status(
+            Command::new("npm")
+                .current_dir(&dir)
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+        )?;
+    }
+    std::fs::copy(src.join("build.mjs"), dir.join("build.mjs"))?;
+    Ok(dir)
+}
+
+/// Installs `packages` with apt-get unless every one of `files` exists.
+fn ensure_packages(files: &[&str], packages: &[&str]) -> Result<()> {
+    if files.iter().all(|file| Path::new(file).exists()) {
+        return Ok(());
+    }
+    apt_install(packages)
+}
+
+/// `apt-get install`, non-interactively, as root (after one `apt-get update`
+/// per run).
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let uid = Command::new("id").arg("-u").output().context("running id")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        bail!(
+            "missing Debian packages: run `sudo apt-get install {}`, then this again",
+            packages.join(" ")
+        );
+    }
+    static UPDATED: AtomicBool = AtomicBool::new(false);
+    if !UPDATED.swap(true, Ordering::Relaxed) {
+        status(
+            Command::new("apt-get")
+                .args(["update", "--quiet"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    println!("installing Debian packages: {}", packages.join(" "));
+    status(
+        Command::new("apt-get")
+            .args(["install", "--yes", "--quiet", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Whether `command` runs and prints `version`.
+fn reports_version(command: &mut Command, version: &str) -> bool {
+    command
+        .output()
+        .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).contains(version))
+}
+
+fn succeeds(command: &mut Command) -> bool {
+    command.output().is_ok_and(|out| out.status.success())
 }
 
 /// `rustup target add` when the wasm target is missing.

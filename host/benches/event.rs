@@ -1,0 +1,190 @@
+//! The cost of one event with the echo handler, next to wasmtime's bare
+//! instantiation floor in the same engine, so the ratio between them shows
+//! what the host adds on top of "a fresh instance per event".
+//!
+//! - `floor`: a store from `Sandbox::new_store` and an instance from the
+//!   module's `InstancePre`, dropped at once: the least any event can cost.
+//! - `reused`: `handle` called again and again on one instance (what a host
+//!   that kept instances would pay; for comparison only).
+//! - `event`: `Sandbox::handle` with a 1 KiB `<message/>` stanza and a
+//!   256-byte echo state: the real per-event path.
+//!
+//! Run with `cargo bench -p ej --bench event` after `cargo xtask guests`.
+
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+use ej::bindings::{Connection, Event};
+use ej::fault::Fault;
+use ej::limits::SandboxLimits;
+use ej::module::Module;
+use ej::sandbox::{Completed, Sandbox};
+
+/// Size of the stanza the `event` benchmark hands the handler.
+const STANZA_BYTES: usize = 1024;
+/// Size of the echo state the `event` benchmark hands the handler.
+const STATE_BYTES: usize = 256;
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    sandbox: Sandbox,
+    env: common::BenchEnv,
+    module: Module,
+    conn: Connection,
+    state: Vec<u8>,
+    stanza: Event,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("building a tokio runtime");
+        let sandbox = Sandbox::new(SandboxLimits::default()).expect("creating the sandbox");
+        let module = Module::load(&sandbox, &common::echo_module_path()).expect("loading the echo handler");
+        let conn = Connection {
+            id: 1,
+            peer: "127.0.0.1:49152".into(),
+            listener: "127.0.0.1:5222".into(),
+            module: module.info().clone(),
+        };
+        let stanza = common::message(STANZA_BYTES, " xmlns='jabber:client'");
+        let mut fixture = Self {
+            runtime,
+            sandbox,
+            env: common::BenchEnv::new("event"),
+            module,
+            conn,
+            state: Vec::new(),
+            stanza: Event::Stanza(stanza),
+        };
+        fixture.state = fixture.realistic_state();
+        // The stanza event itself must succeed and echo the stanza.
+        let completed = fixture
+            .runtime
+            .block_on(fixture.handle(&fixture.state, &fixture.stanza))
+            .expect("the echo handler handles the stanza");
+        assert_eq!(
+            completed.outcome.actions.len(),
+            1,
+            "echo answers a stanza with one send"
+        );
+        fixture
+    }
+
+    /// The real per-event path.
+    async fn handle(&self, state: &[u8], event: &Event) -> Result<Completed, Fault> {
+        self.sandbox
+            .handle(&self.module, &self.conn, state, event, &self.env.env)
+            .await
+    }
+
+    /// The state echo returns for a `stream-open` whose `to` domain is long
+    /// enough to make it `STATE_BYTES` bytes.
+    fn realistic_state(&self) -> Vec<u8> {
+        let open = |domain_len: usize| {
+            let domain: String = "xmpp.eu-west.cluster.example.net."
+                .chars()
+                .cycle()
+                .take(domain_len)
+                .collect();
+            let event = Event::StreamOpen(common::stream_tag(&domain));
+            self.runtime
+                .block_on(self.handle(&[], &event))
+                .expect("the echo handler opens the stream")
+                .outcome
+                .state
+        };
+        let probe = open(100).len();
+        let state = open(100 + STATE_BYTES - probe);
+        assert_eq!(state.len(), STATE_BYTES, "echo state size");
+        state
+    }
+}
+
+fn event(c: &mut Criterion) {
+    let fx = Fixture::new();
+    let mut group = c.benchmark_group("event");
+
+    group.bench_function("floor", |b| {
+        b.iter_custom(|iters| {
+            fx.runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut store = fx.sandbox.new_store(&fx.env.env);
+                    let instance = fx
+                        .module
+                        .pre()
+                        .instantiate_async(&mut store)
+                        .await
+                        .expect("instantiating");
+                    black_box(instance);
+                    // The instance lives in the store: this frees it.
+                    drop(store);
+                }
+                start.elapsed()
+            })
+        });
+    });
+
+    group.bench_function("reused", |b| {
+        let mut store = fx.sandbox.new_store(&fx.env.env);
+        // The store's deadline callback interrupts after the event timeout,
+        // and this one instance lives for the whole benchmark: push the
+        // deadline out of reach. (Not `u64::MAX`: wasmtime adds it to the
+        // current epoch, which wraps in release builds to a deadline already
+        // passed.)
+        store.set_epoch_deadline(u64::MAX / 2);
+        let handler = fx
+            .runtime
+            .block_on(fx.module.pre().instantiate_async(&mut store))
+            .expect("instantiating");
+        b.iter_custom(|iters| {
+            fx.runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let outcome = handler
+                        .call_handle(&mut store, &fx.conn, &fx.state, &fx.stanza)
+                        .await
+                        .expect("calling handle")
+                        .expect("handling the stanza");
+                    black_box(outcome);
+                }
+                start.elapsed()
+            })
+        });
+    });
+
+    group.bench_function("event", |b| {
+        b.iter_custom(|iters| {
+            fx.runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let completed = fx
+                        .sandbox
+                        .handle(&fx.module, &fx.conn, &fx.state, &fx.stanza, &fx.env.env)
+                        .await
+                        .expect("handling the stanza");
+                    black_box(completed);
+                }
+                start.elapsed()
+            })
+        });
+    });
+
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = event
+}
+criterion_main!(benches);
