@@ -129,7 +129,8 @@ pub struct LimitArgs {
     /// Linear memory one instance may use.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_memory: usize,
-    /// Wall-clock time one event may take.
+    /// Time one event's guest may run (counted in 1 ms ticks while it runs;
+    /// waiting for a CPU does not count).
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub event_timeout: Duration,
     /// Size of one event's returned state plus its actions.

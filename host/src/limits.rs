@@ -56,7 +56,8 @@ pub struct SandboxLimits {
     pub max_instances: u32,
     /// Linear memory one instance may grow to, in bytes.
     pub max_memory_bytes: usize,
-    /// Wall-clock time one event may take once its instance exists.
+    /// Time one event's guest may run, counted in epoch ticks while it runs
+    /// (waiting for a CPU after a yield is not counted).
     pub event_timeout: Duration,
     /// Size of the returned state plus every action's payload, in bytes.
     pub max_outcome_bytes: usize,

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tokio::sync::Semaphore;
@@ -216,7 +216,7 @@ impl Sandbox {
             Err(error) => {
                 let kind = classify(&error, store.data().memory.exceeded);
                 let reason = match kind {
-                    FaultKind::Timeout => format!("event ran past its deadline of {:?}", self.limits.event_timeout),
+                    FaultKind::Timeout => format!("event ran past its time of {:?}", self.limits.event_timeout),
                     _ => format!("{error:#}"),
                 };
                 Err(Fault {
@@ -253,11 +253,15 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|ctx| &mut ctx.memory);
-        let started = Instant::now();
-        let timeout = self.limits.event_timeout;
+        // The budget counts the ticks at which the guest was found running,
+        // not wall-clock time: an event that waited for a CPU (after a yield,
+        // on a busy machine) is not charged for the wait.
+        let budget = ticks(self.limits.event_timeout);
+        let mut ran = 0;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if started.elapsed() >= timeout {
+            ran += 1;
+            Ok(if ran >= budget {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
@@ -265,6 +269,11 @@ impl Sandbox {
         });
         store
     }
+}
+
+/// Epoch ticks in `time`, at least one.
+fn ticks(time: Duration) -> u64 {
+    (time.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64
 }
 
 fn classify(error: &wasmtime::Error, memory_exceeded: bool) -> FaultKind {
