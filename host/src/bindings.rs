@@ -7,7 +7,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use ej::handler::types::{Action, CloseReason, Envelope, ModuleInfo};
+pub use self::ej::handler::types::{Action, CloseReason, Envelope, ModuleInfo};
 
 impl Event {
     /// The event's name in crash reports and logs.
