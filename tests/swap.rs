@@ -9,20 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::variant::variant;
 use common::{Client, Scratch, Server, ej, guest};
-
-/// `bytes` with a custom section appended: the same handler, another digest.
-fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let name = b"ej-test-variant";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    out.push(u8::try_from(payload.len()).expect("a short tag"));
-    out.extend_from_slice(&payload);
-    out
-}
 
 /// Two builds of `name` with different digests, and the digest of each.
 struct Versions {

@@ -47,12 +47,7 @@ impl Fixture {
             .expect("building a tokio runtime");
         let sandbox = Sandbox::new(SandboxLimits::default()).expect("creating the sandbox");
         let module = Module::load(&sandbox, &common::echo_module_path()).expect("loading the echo handler");
-        let conn = Connection {
-            id: 1,
-            peer: "127.0.0.1:49152".into(),
-            listener: "127.0.0.1:5222".into(),
-            module: module.info().clone(),
-        };
+        let conn = common::connection(&module);
         let stanza = common::message(STANZA_BYTES, " xmlns='jabber:client'");
         let mut fixture = Self {
             runtime,

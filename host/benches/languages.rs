@@ -48,17 +48,9 @@ const STANZA_BYTES: usize = 1024;
 /// Size of the state every handler is handed (the same JSON in each).
 const STATE_BYTES: usize = 256;
 
-/// The workspace's target directory, as `cargo xtask guests` sees it.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    )
-}
-
 /// A language's echo module, if `cargo xtask guests` has built it.
 fn module_path(name: &str) -> Option<PathBuf> {
-    let path = target_dir().join("guests").join(format!("{name}.wasm"));
+    let path = common::target_dir().join("guests").join(format!("{name}.wasm"));
     if path.is_file() {
         Some(path)
     } else {
@@ -167,7 +159,7 @@ impl Fixture {
             .enable_all()
             .build()
             .expect("building a tokio runtime");
-        let cache = target_dir().join("tmp/ej-bench-compile-cache");
+        let cache = common::target_dir().join("tmp/ej-bench-compile-cache");
         let sandbox = Sandbox::new(SandboxLimits::default())
             .and_then(|sandbox| sandbox.with_compile_cache(&cache))
             .expect("creating the sandbox");
@@ -220,12 +212,7 @@ impl Fixture {
             compile.as_secs_f64(),
             load.as_secs_f64() * 1e3
         );
-        let conn = Connection {
-            id: 1,
-            peer: "127.0.0.1:49152".into(),
-            listener: "127.0.0.1:5222".into(),
-            module: module.info().clone(),
-        };
+        let conn = common::connection(&module);
         let mut language = Language {
             name,
             on_demand: self.on_demand.pre(&bytes),

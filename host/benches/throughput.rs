@@ -1,179 +1,283 @@
-//! End-to-end echo throughput over loopback: the real `Server` in this
-//! process, with the default limits, and 100 clients on the same runtime,
-//! each with its stream open, sending stanzas with a bounded window of
-//! stanzas in flight and reading every echo back.
+//! End-to-end throughput over loopback: the real `Server` in this process,
+//! with the default limits, and 100 clients on the same runtime, each with
+//! its stream open, sending stanzas with a bounded window in flight and
+//! reading every reply back.
 //!
 //! One iteration is a batch: every connection sends `STANZAS_PER_CONNECTION`
-//! stanzas and reads their echoes; the figure is stanzas per second.
+//! stanzas and reads their replies; the figure is stanzas per second.
+//!
+//! - `echo_100x50`: the echo handler.
+//! - `faulty_echo_100x50`: the faulty handler echoing the same stanzas, the
+//!   baseline for the next two (same handler, same state).
+//! - `put_100x50`: every stanza is a `<put/>`: one store write per event,
+//!   committed before the reply (the writer groups concurrent commits).
+//! - `route_50pairs_x50`: 50 pairs of connections, each bound to an address,
+//!   routing a message to its partner: one stanza event at the sender and
+//!   one routed event at the receiver per message, each in a fresh instance.
+//! - `echo_100x50_swap_warm` and `echo_100x50_swap_cold`: `echo_100x50`
+//!   while the module is swapped at the start of every batch, for one already
+//!   in the compile cache or one never seen (compiled during the batch).
 //!
 //! Run with `cargo bench -p ej --bench throughput` after `cargo xtask guests`.
 
 mod common;
+#[path = "../../tests/common/variant.rs"]
+mod variant;
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::runtime::Runtime;
 
-use ej::crash::CrashLog;
-use ej::limits::{ConnectionLimits, SandboxLimits};
-use ej::module::Module;
+use ej::limits::SandboxLimits;
 use ej::sandbox::Sandbox;
-use ej::server::Server;
-use ej::service::Service;
+use ej::service::Reload;
+
+use common::{PATIENCE, RunningServer, open_stream, read_until};
 
 /// Client connections, each a task.
 const CONNECTIONS: usize = 100;
 /// Stanzas each connection sends per batch.
 const STANZAS_PER_CONNECTION: usize = 50;
-/// Stanzas a connection may have sent and not yet seen echoed.
+/// Stanzas a connection may have sent and not yet seen answered.
 const WINDOW: usize = 8;
-/// Size of each stanza: a typical chat message.
+/// Size of each stanza (of each routed message's payload): a typical chat message.
 const STANZA_BYTES: usize = 256;
-/// `ej serve`'s default connection cap.
-const MAX_CONNECTIONS: u32 = 10_000;
-/// How long any one step may take before the benchmark gives up.
-const PATIENCE: Duration = Duration::from_secs(30);
 
-/// One connection's stanzas and what their echoes look like.
-#[derive(Clone)]
-struct Traffic {
+/// What the clients of one benchmark send.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// Chat messages, echoed.
+    Echo,
+    /// `<put key='bench.N' value='…'/>`, answered `<stored key='bench.N'/>`.
+    Put,
+    /// Pairs routing chat messages to each other, delivered as `<routed>`.
+    Route,
+}
+
+/// A client connection and what it sends and gets back.
+struct Client {
+    stream: TcpStream,
     /// `WINDOW` stanzas back to back: a refill is a prefix of this.
     burst: Arc<Vec<u8>>,
     stanza_len: usize,
-    /// Bytes of one stanza's echo (the same for every copy of the stanza).
-    echo_len: usize,
+    /// Bytes of one reply (the same for every copy of the stanza).
+    reply_len: usize,
 }
 
-async fn start_server(
-    env: &common::BenchEnv,
-) -> (
-    SocketAddr,
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let sandbox = Arc::new(Sandbox::new(SandboxLimits::default()).expect("creating the sandbox"));
-    let module = Module::load(&sandbox, &common::echo_module_path()).expect("loading the echo handler");
-    let service = Arc::new(Service::new(
-        sandbox,
-        env.env.clone(),
-        module,
-        ConnectionLimits::default(),
-        Arc::new(CrashLog::stderr()),
-    ));
-    let addr = "127.0.0.1:0".parse().expect("an address");
-    let server = Server::bind(addr, service, MAX_CONNECTIONS).await.expect("binding");
-    let addr = server.local_addr().expect("the bound address");
-    let (stop, stopped) = watch::channel(false);
-    (addr, stop, tokio::spawn(server.run(stopped)))
-}
-
-/// Reads until what was read ends with `suffix`; returns everything read.
-async fn read_until(stream: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
-    let mut received = Vec::new();
-    let mut buf = [0; 4096];
-    while !received.ends_with(suffix) {
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
-            .await
-            .expect("the server answers in time")
-            .expect("reading from the server");
-        assert!(
-            n > 0,
-            "the server closed the connection; got {:?}",
-            String::from_utf8_lossy(&received)
-        );
-        received.extend_from_slice(&buf[..n]);
+impl Client {
+    fn new(stream: TcpStream, stanza: &str, reply_len: usize) -> Self {
+        Self {
+            stream,
+            burst: Arc::new(stanza.repeat(WINDOW).into_bytes()),
+            stanza_len: stanza.len(),
+            reply_len,
+        }
     }
-    received
-}
 
-/// Connects and opens a stream; returns the connection and the length of
-/// the echo of `stanza`, sent once as a probe.
-async fn open(addr: SocketAddr, stanza: &str) -> (TcpStream, usize) {
-    let mut stream = TcpStream::connect(addr).await.expect("connecting");
-    stream.set_nodelay(true).expect("setting TCP_NODELAY");
-    stream
-        .write_all(common::stream_header("example.com").as_bytes())
-        .await
-        .expect("sending the stream header");
-    read_until(&mut stream, b"version='1.0'>").await;
-    stream.write_all(stanza.as_bytes()).await.expect("sending a stanza");
-    let echo = read_until(&mut stream, b"</message>").await;
-    (stream, echo.len())
-}
+    /// Sends one stanza.
+    async fn send_one(&mut self) {
+        let stanza = &self.burst[..self.stanza_len];
+        self.stream.write_all(stanza).await.expect("sending a stanza");
+    }
 
-/// One connection's part of a batch: sends its stanzas, never more than
-/// `WINDOW` ahead of the echoes, until every echo is back.
-async fn exchange(mut stream: TcpStream, traffic: Traffic) -> TcpStream {
-    let expected = STANZAS_PER_CONNECTION * traffic.echo_len;
-    let mut sent = 0;
-    let mut received = 0;
-    let mut buf = vec![0; 64 * 1024];
-    while received < expected {
-        let in_flight = sent - received / traffic.echo_len;
-        let refill = (WINDOW - in_flight).min(STANZAS_PER_CONNECTION - sent);
-        if refill > 0 {
-            stream
-                .write_all(&traffic.burst[..refill * traffic.stanza_len])
+    /// One connection's part of a batch: sends its stanzas, never more than
+    /// `WINDOW` ahead of the replies, until all are sent and every reply is
+    /// back. (For routes, the replies are the partner's messages, which may
+    /// all be back before this connection has sent its own.)
+    async fn exchange(mut self) -> Self {
+        let expected = STANZAS_PER_CONNECTION * self.reply_len;
+        let mut sent: usize = 0;
+        let mut received = 0;
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let in_flight = sent.saturating_sub(received / self.reply_len);
+            let refill = (WINDOW - in_flight).min(STANZAS_PER_CONNECTION - sent);
+            if refill > 0 {
+                self.stream
+                    .write_all(&self.burst[..refill * self.stanza_len])
+                    .await
+                    .expect("sending stanzas");
+                sent += refill;
+            }
+            if received == expected {
+                if sent == STANZAS_PER_CONNECTION {
+                    return self;
+                }
+                continue;
+            }
+            let n = tokio::time::timeout(PATIENCE, self.stream.read(&mut buf))
                 .await
-                .expect("sending stanzas");
-            sent += refill;
-        }
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
-            .await
-            .expect("the echoes arrive in time")
-            .expect("reading echoes");
-        assert!(
-            n > 0,
-            "the server closed the connection (after a handler fault, its crash report is above)"
-        );
-        received += n;
-        if received == expected {
-            assert!(buf[..n].ends_with(b"</message>"), "the last echo is a whole stanza");
+                .expect("the replies arrive in time")
+                .expect("reading replies");
+            assert!(
+                n > 0,
+                "the server closed the connection (after a handler fault, its crash report is above)"
+            );
+            received += n;
+            assert!(received <= expected, "the server sent more than the replies");
         }
     }
-    assert_eq!(received, expected, "the server sent more than the echoes");
-    stream
 }
 
-/// Runs one batch on every connection; returns how long it took.
-async fn batch(clients: &mut Vec<TcpStream>, traffic: &Traffic) -> Duration {
+/// Opens `CONNECTIONS` streams for `workload`, each answered once already
+/// (which measures the length of its replies).
+async fn connect(server: &RunningServer, workload: Workload) -> Vec<Client> {
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    match workload {
+        Workload::Echo => {
+            let stanza = common::message(STANZA_BYTES, "");
+            for _ in 0..CONNECTIONS {
+                let mut stream = open_stream(server.addr).await;
+                stream.write_all(stanza.as_bytes()).await.expect("sending a stanza");
+                let reply_len = read_until(&mut stream, b"</message>").await.len();
+                clients.push(Client::new(stream, &stanza, reply_len));
+            }
+        }
+        Workload::Put => {
+            for i in 0..CONNECTIONS {
+                let mut stream = open_stream(server.addr).await;
+                let head = format!("<put key='bench.{i}' value='");
+                let value = "v".repeat(STANZA_BYTES - head.len() - "'/>".len());
+                let stanza = format!("{head}{value}'/>");
+                stream.write_all(stanza.as_bytes()).await.expect("sending a stanza");
+                let reply_len = read_until(&mut stream, b"'/>").await.len();
+                clients.push(Client::new(stream, &stanza, reply_len));
+            }
+        }
+        Workload::Route => {
+            let message = common::message(STANZA_BYTES, "");
+            for pair in 0..CONNECTIONS / 2 {
+                let addresses = [format!("peer{}", 2 * pair), format!("peer{}", 2 * pair + 1)];
+                let mut streams = Vec::with_capacity(2);
+                for address in &addresses {
+                    let mut stream = open_stream(server.addr).await;
+                    stream
+                        .write_all(format!("<bind address='{address}'/>").as_bytes())
+                        .await
+                        .expect("binding");
+                    read_until(&mut stream, b"'/>").await;
+                    streams.push(stream);
+                }
+                let mut pair_clients: Vec<Client> = streams
+                    .into_iter()
+                    .zip([1, 0])
+                    .map(|(stream, to)| {
+                        let stanza = format!("<route to='{}'>{message}</route>", addresses[to]);
+                        Client::new(stream, &stanza, 0)
+                    })
+                    .collect();
+                // Each sends the other one message, which measures the replies.
+                for (from, to) in [(0, 1), (1, 0)] {
+                    pair_clients[from].send_one().await;
+                    let routed = read_until(&mut pair_clients[to].stream, b"</routed>").await;
+                    pair_clients[to].reply_len = routed.len();
+                }
+                clients.extend(pair_clients);
+            }
+        }
+    }
+    clients
+}
+
+/// Swaps the served module for another build of it at the start of a batch.
+struct Swapper {
+    server_file: PathBuf,
+    original: Vec<u8>,
+    /// Whether each swap brings a build the compile cache has never seen.
+    cold: bool,
+    swaps: u64,
+}
+
+impl Swapper {
+    /// The next build: one of two (warm) or a new one every time (cold).
+    fn next(&mut self) -> Vec<u8> {
+        self.swaps += 1;
+        let tag = if self.cold {
+            format!("cold-{}-{}", std::process::id(), self.swaps)
+        } else {
+            format!("warm-{}", self.swaps % 2)
+        };
+        variant::variant(&self.original, &tag)
+    }
+}
+
+/// Runs one batch on every connection, swapping the module meanwhile if
+/// `swapper` is given; returns how long the clients took.
+async fn batch(clients: &mut Vec<Client>, server: &RunningServer, swapper: Option<&mut Swapper>) -> Duration {
     let start = Instant::now();
+    let swap = swapper.map(|swapper| {
+        let bytes = swapper.next();
+        let path = swapper.server_file.clone();
+        let service = Arc::clone(&server.service);
+        tokio::spawn(async move {
+            std::fs::write(&path, bytes).expect("writing the new build");
+            service.reload().await.expect("reloading")
+        })
+    });
     let tasks: Vec<_> = clients
         .drain(..)
-        .map(|stream| tokio::spawn(exchange(stream, traffic.clone())))
+        .map(|client| tokio::spawn(client.exchange()))
         .collect();
     for task in tasks {
         clients.push(task.await.expect("a client task"));
     }
-    start.elapsed()
+    let elapsed = start.elapsed();
+    if let Some(swap) = swap {
+        // Not timed: a cold swap may still be compiling.
+        let reload = swap.await.expect("the swap task");
+        assert!(matches!(reload, Reload::Swapped(_)), "the module was swapped");
+    }
+    elapsed
 }
 
-/// Ends every stream and waits for the server to close each connection,
-/// then shuts the server down.
-async fn close(
-    clients: Vec<TcpStream>,
-    stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// Benchmarks `workload` against a server for `module`: starts it, opens
+/// the clients, measures batches, and stops it all.
+fn bench(
+    group: &mut BenchmarkGroup<WallTime>,
+    runtime: &Runtime,
+    name: &str,
+    module: PathBuf,
+    workload: Workload,
+    swap: Option<bool>,
 ) {
-    for mut stream in clients {
-        stream.write_all(b"</stream:stream>").await.expect("ending the stream");
-        let mut rest = Vec::new();
-        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut rest))
-            .await
-            .expect("the server closes in time")
-            .expect("reading the end of the stream");
-    }
-    let _ = stop.send(true);
-    tokio::time::timeout(PATIENCE, server)
-        .await
-        .expect("the server stops in time")
-        .expect("the server task")
-        .expect("the server");
+    let env = common::BenchEnv::new(&format!("throughput-{name}"));
+    let sandbox = Sandbox::new(SandboxLimits::default()).expect("creating the sandbox");
+    let sandbox = Arc::new(
+        sandbox
+            .with_compile_cache(&env.path("cache"))
+            .expect("opening the compile cache"),
+    );
+    // The server reads its module from a file of its own, which swaps replace.
+    let original = std::fs::read(&module).expect("reading the handler");
+    let server_file = env.path("handler.wasm");
+    std::fs::write(&server_file, &original).expect("copying the handler");
+    let server = runtime.block_on(RunningServer::start(&env, sandbox, &server_file));
+    let mut clients = runtime.block_on(connect(&server, workload));
+    let mut swapper = swap.map(|cold| Swapper {
+        server_file,
+        original,
+        cold,
+        swaps: 0,
+    });
+
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += batch(&mut clients, &server, swapper.as_mut()).await;
+                }
+                total
+            })
+        });
+    });
+    runtime.block_on(server.stop(clients.into_iter().map(|client| client.stream)));
 }
 
 fn throughput(c: &mut Criterion) {
@@ -181,44 +285,49 @@ fn throughput(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("building a tokio runtime");
-    let stanza = common::message(STANZA_BYTES, "");
-    let env = common::BenchEnv::new("throughput");
-    let (addr, stop, server) = runtime.block_on(start_server(&env));
-    let (mut clients, echo_len) = runtime.block_on(async {
-        let mut clients = Vec::with_capacity(CONNECTIONS);
-        let mut echo_len = 0;
-        for _ in 0..CONNECTIONS {
-            let (stream, len) = open(addr, &stanza).await;
-            clients.push(stream);
-            echo_len = len;
-        }
-        (clients, echo_len)
-    });
-    let traffic = Traffic {
-        burst: Arc::new(stanza.repeat(WINDOW).into_bytes()),
-        stanza_len: stanza.len(),
-        echo_len,
-    };
+    let echo = common::echo_module_path;
+    let faulty = || common::example_module_path("faulty");
 
     let mut group = c.benchmark_group("throughput");
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .throughput(Throughput::Elements((CONNECTIONS * STANZAS_PER_CONNECTION) as u64));
-    group.bench_function("echo_100x50", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += batch(&mut clients, &traffic).await;
-                }
-                total
-            })
-        });
-    });
+    bench(&mut group, &runtime, "echo_100x50", echo(), Workload::Echo, None);
+    bench(
+        &mut group,
+        &runtime,
+        "faulty_echo_100x50",
+        faulty(),
+        Workload::Echo,
+        None,
+    );
+    bench(&mut group, &runtime, "put_100x50", faulty(), Workload::Put, None);
+    bench(
+        &mut group,
+        &runtime,
+        "route_50pairs_x50",
+        faulty(),
+        Workload::Route,
+        None,
+    );
+    bench(
+        &mut group,
+        &runtime,
+        "echo_100x50_swap_warm",
+        echo(),
+        Workload::Echo,
+        Some(false),
+    );
+    bench(
+        &mut group,
+        &runtime,
+        "echo_100x50_swap_cold",
+        echo(),
+        Workload::Echo,
+        Some(true),
+    );
     group.finish();
-
-    runtime.block_on(close(clients, stop, server));
 }
 
 criterion_group! {

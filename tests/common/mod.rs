@@ -3,6 +3,8 @@
 //! port, and a plain TCP client.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod variant;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,11 +1,34 @@
-//! What the benchmarks share: the example echo handler, built beforehand by
-//! `cargo xtask guests` (which `cargo xtask bench` runs first).
+//! What the benchmarks share: the example handlers, built beforehand by
+//! `cargo xtask guests` (which `cargo xtask bench` runs first), the stanzas
+//! they are fed, and a real `Server` on a loopback port with clients that
+//! open streams to it.
 #![allow(dead_code)] // each bench binary uses its own part of this module
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use ej::bindings::Connection;
+use ej::crash::CrashLog;
+use ej::limits::ConnectionLimits;
+use ej::module::Module;
+use ej::sandbox::Sandbox;
+use ej::server::Server;
+use ej::service::Service;
+
+/// How long any one step may take before a benchmark gives up.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// `ej serve`'s default connection cap.
+const MAX_CONNECTIONS: u32 = 10_000;
 
 /// The workspace's target directory, as `cargo xtask guests` sees it.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
         PathBuf::from,
@@ -14,10 +37,16 @@ fn target_dir() -> PathBuf {
 
 /// The echo handler component. Panics with what to run if it is not built.
 pub fn echo_module_path() -> PathBuf {
-    let path = target_dir().join("wasm32-wasip2/release/ej_example_echo.wasm");
+    example_module_path("echo")
+}
+
+/// An example handler written in Rust (`echo`, `faulty`, `chat`). Panics
+/// with what to run if it is not built.
+pub fn example_module_path(name: &str) -> PathBuf {
+    let path = target_dir().join(format!("wasm32-wasip2/release/ej_example_{name}.wasm"));
     assert!(
         path.is_file(),
-        "the echo handler is not built ({} is missing): run `cargo xtask guests` \
+        "the {name} handler is not built ({} is missing): run `cargo xtask guests` \
          (or `cargo xtask bench`, which builds the handlers and then runs the benchmarks)",
         path.display()
     );
@@ -77,6 +106,107 @@ impl BenchEnv {
         };
         Self { env, dir }
     }
+
+    /// A path in the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// The connection record a handler is handed outside a server.
+pub fn connection(module: &Module) -> Connection {
+    Connection {
+        id: 1,
+        peer: "127.0.0.1:49152".into(),
+        listener: "127.0.0.1:5222".into(),
+        module: module.info().clone(),
+    }
+}
+
+/// The real `Server` on a free loopback port, in this process, with the
+/// default connection limits.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub service: Arc<Service>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Serves the module at `module` (which reloads read again) from `sandbox`.
+    pub async fn start(env: &BenchEnv, sandbox: Arc<Sandbox>, module: &Path) -> Self {
+        let module = Module::load(&sandbox, module).expect("loading the handler");
+        let service = Arc::new(Service::new(
+            sandbox,
+            env.env.clone(),
+            module,
+            ConnectionLimits::default(),
+            Arc::new(CrashLog::stderr()),
+        ));
+        let addr = "127.0.0.1:0".parse().expect("an address");
+        let server = Server::bind(addr, Arc::clone(&service), MAX_CONNECTIONS)
+            .await
+            .expect("binding");
+        let addr = server.local_addr().expect("the bound address");
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server.run(stopped));
+        Self {
+            addr,
+            service,
+            stop,
+            task,
+        }
+    }
+
+    /// Ends every client's stream, waits for the server to close each
+    /// connection, then shuts the server down.
+    pub async fn stop(self, clients: impl IntoIterator<Item = TcpStream>) {
+        for mut stream in clients {
+            stream.write_all(b"</stream:stream>").await.expect("ending the stream");
+            let mut rest = Vec::new();
+            tokio::time::timeout(PATIENCE, stream.read_to_end(&mut rest))
+                .await
+                .expect("the server closes in time")
+                .expect("reading the end of the stream");
+        }
+        let _ = self.stop.send(true);
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("the server stops in time")
+            .expect("the server task")
+            .expect("the server");
+    }
+}
+
+/// Connects to `addr` and opens a stream.
+pub async fn open_stream(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connecting");
+    stream.set_nodelay(true).expect("setting TCP_NODELAY");
+    stream
+        .write_all(stream_header("example.com").as_bytes())
+        .await
+        .expect("sending the stream header");
+    read_until(&mut stream, b"version='1.0'>").await;
+    stream
+}
+
+/// Reads until what was read ends with `suffix`; returns everything read.
+pub async fn read_until(stream: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buf = [0; 4096];
+    while !received.ends_with(suffix) {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("the server answers in time")
+            .expect("reading from the server");
+        assert!(
+            n > 0,
+            "the server closed the connection; got {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buf[..n]);
+    }
+    received
 }
 
 impl Drop for BenchEnv {

@@ -1,0 +1,30 @@
+//! Another build of the same handler: a module with a custom section
+//! appended behaves the same and has another digest, so a reload swaps it in
+//! (and a compile cache misses it) without a second guest to build.
+//! Shared by the hot-swap tests and the swap benchmarks.
+
+/// `bytes` (a component) with a custom section named `ej-variant` holding `tag`.
+pub fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"ej-variant";
+    let mut payload = vec![u8::try_from(name.len()).expect("a short name")];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    leb128(&mut out, payload.len());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Appends `n` as an unsigned LEB128 number, the way wasm encodes sizes.
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
