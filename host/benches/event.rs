@@ -14,47 +14,37 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use ej::bindings::{Connection, Event};
-use ej::fault::Fault;
-use ej::limits::SandboxLimits;
-use ej::module::Module;
-use ej::sandbox::{Completed, Sandbox};
+use ej::bindings::Event;
 
 /// Size of the stanza the `event` benchmark hands the handler.
 const STANZA_BYTES: usize = 1024;
 /// Size of the echo state the `event` benchmark hands the handler.
 const STATE_BYTES: usize = 256;
 
+/// The echo handler with a realistic state and stanza.
 struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    sandbox: Sandbox,
-    env: common::BenchEnv,
-    module: Module,
-    conn: Connection,
+    handler: common::HandlerFixture,
     state: Vec<u8>,
     stanza: Event,
 }
 
+impl std::ops::Deref for Fixture {
+    type Target = common::HandlerFixture;
+
+    fn deref(&self) -> &Self::Target {
+        &self.handler
+    }
+}
+
 impl Fixture {
     fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("building a tokio runtime");
-        let sandbox = Sandbox::new(SandboxLimits::default()).expect("creating the sandbox");
-        let module = Module::load(&sandbox, &common::echo_module_path()).expect("loading the echo handler");
-        let conn = common::connection(&module);
         let stanza = common::message(STANZA_BYTES, " xmlns='jabber:client'");
         let mut fixture = Self {
-            runtime,
-            sandbox,
-            env: common::BenchEnv::new("event"),
-            module,
-            conn,
+            handler: common::HandlerFixture::new("echo"),
             state: Vec::new(),
             stanza: Event::Stanza(stanza),
         };
@@ -70,13 +60,6 @@ impl Fixture {
             "echo answers a stanza with one send"
         );
         fixture
-    }
-
-    /// The real per-event path.
-    async fn handle(&self, state: &[u8], event: &Event) -> Result<Completed, Fault> {
-        self.sandbox
-            .handle(&self.module, &self.conn, state, event, &self.env.env)
-            .await
     }
 
     /// The state echo returns for a `stream-open` whose `to` domain is long
@@ -177,9 +160,7 @@ fn event(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::criterion(3);
     targets = event
 }
 criterion_main!(benches);

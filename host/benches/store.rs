@@ -19,55 +19,35 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use ej::bindings::{Connection, Event};
-use ej::limits::SandboxLimits;
-use ej::module::Module;
-use ej::sandbox::{Completed, Sandbox};
+use ej::bindings::Event;
+use ej::sandbox::Completed;
 
 /// Size of each stanza.
 const STANZA_BYTES: usize = 256;
 
-struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    sandbox: Sandbox,
-    env: common::BenchEnv,
-    module: Module,
-    conn: Connection,
-}
+/// The faulty handler, whose state is left empty.
+struct Fixture(common::HandlerFixture);
 
 impl Fixture {
     fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("building a tokio runtime");
-        let sandbox = Sandbox::new(SandboxLimits::default()).expect("creating the sandbox");
-        let module =
-            Module::load(&sandbox, &common::example_module_path("faulty")).expect("loading the faulty handler");
-        Self {
-            runtime,
-            sandbox,
-            env: common::BenchEnv::new("store"),
-            conn: common::connection(&module),
-            module,
-        }
+        Self(common::HandlerFixture::new("faulty"))
     }
 
     async fn handle(&self, event: &Event) -> Completed {
-        self.sandbox
-            .handle(&self.module, &self.conn, &[], event, &self.env.env)
+        self.0
+            .handle(&[], event)
             .await
             .expect("the faulty handler handles the stanza")
     }
 
     /// Runs `event` `iters` times, committing its writes if `commit`.
     fn run(&self, iters: u64, event: &Event, commit: bool) -> Duration {
-        self.runtime.block_on(async {
+        self.0.runtime.block_on(async {
             let start = Instant::now();
             for _ in 0..iters {
                 let completed = self.handle(event).await;
                 if commit {
-                    self.env.env.db.commit(completed.writes).await.expect("committing");
+                    self.0.env.env.db.commit(completed.writes).await.expect("committing");
                 } else {
                     black_box(completed);
                 }
@@ -84,7 +64,7 @@ fn store(c: &mut Criterion) {
     let put = Event::Stanza(format!("{head}{}'/>", "v".repeat(STANZA_BYTES - head.len() - 3)));
 
     // Each event does what its name says.
-    let writes = |event: &Event| fx.runtime.block_on(fx.handle(event)).writes.len();
+    let writes = |event: &Event| fx.0.runtime.block_on(fx.handle(event)).writes.len();
     assert_eq!(writes(&message), 0, "an echoed message writes nothing");
     assert_eq!(writes(&put), 1, "a put writes one key");
 
@@ -99,9 +79,7 @@ fn store(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    config = common::criterion(5);
     targets = store
 }
 criterion_main!(benches);

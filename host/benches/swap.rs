@@ -169,9 +169,7 @@ fn swap(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    config = common::criterion(5);
     targets = swap
 }
 criterion_main!(benches);

@@ -1,7 +1,8 @@
 //! Project tasks, so that a fresh machine needs nothing but `cargo`:
 //!
 //! - `cargo xtask run`: set up, build, and serve the richest example on 127.0.0.1:5222
-//! - `cargo xtask test`: set up, then check formatting, lints and every test
+//! - `cargo xtask test`: set up, then check formatting, lints and every test,
+//!   and run each benchmark once
 //! - `cargo xtask guests`: build every example handler: the Rust ones for
 //!   wasm32-wasip2, the C, JavaScript and Python ones with their own pinned
 //!   toolchains (installed under `target/tools/` when missing)
@@ -136,7 +137,9 @@ fn test(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    status(cargo().args(["test", "--workspace"]))
+    status(cargo().args(["test", "--workspace"]))?;
+    // Each benchmark once, unmeasured, so that none of them rots.
+    status(cargo().args(["test", "--package", "ej", "--bench", "*"]))
 }
 
 fn run(root: &Path) -> Result<()> {

@@ -13,11 +13,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use ej::bindings::Connection;
+use ej::bindings::{Connection, Event};
 use ej::crash::CrashLog;
-use ej::limits::ConnectionLimits;
+use ej::fault::Fault;
+use ej::limits::{ConnectionLimits, SandboxLimits};
 use ej::module::Module;
-use ej::sandbox::Sandbox;
+use ej::sandbox::{Completed, Sandbox};
 use ej::server::Server;
 use ej::service::Service;
 
@@ -26,6 +27,14 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// `ej serve`'s default connection cap.
 const MAX_CONNECTIONS: u32 = 10_000;
+
+/// Criterion as every benchmark here runs: a 1 s warm-up, then `seconds`
+/// of measuring.
+pub fn criterion(seconds: u64) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(seconds))
+}
 
 /// The workspace's target directory, as `cargo xtask guests` sees it.
 pub fn target_dir() -> PathBuf {
@@ -120,6 +129,43 @@ pub fn connection(module: &Module) -> Connection {
         peer: "127.0.0.1:49152".into(),
         listener: "127.0.0.1:5222".into(),
         module: module.info().clone(),
+    }
+}
+
+/// One example handler in a sandbox with the default limits, a store and a
+/// registry, run one event at a time on a current-thread runtime.
+pub struct HandlerFixture {
+    pub runtime: tokio::runtime::Runtime,
+    pub sandbox: Sandbox,
+    pub env: BenchEnv,
+    pub module: Module,
+    pub conn: Connection,
+}
+
+impl HandlerFixture {
+    /// `name` is an example handler written in Rust (`echo`, `faulty`).
+    pub fn new(name: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("building a tokio runtime");
+        let sandbox = Sandbox::new(SandboxLimits::default()).expect("creating the sandbox");
+        let module = Module::load(&sandbox, &example_module_path(name))
+            .unwrap_or_else(|error| panic!("loading the {name} handler: {error:#}"));
+        Self {
+            runtime,
+            sandbox,
+            env: BenchEnv::new(name),
+            conn: connection(&module),
+            module,
+        }
+    }
+
+    /// The real per-event path: `Sandbox::handle`.
+    pub async fn handle(&self, state: &[u8], event: &Event) -> Result<Completed, Fault> {
+        self.sandbox
+            .handle(&self.module, &self.conn, state, event, &self.env.env)
+            .await
     }
 }
 
