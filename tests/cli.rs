@@ -45,12 +45,41 @@ fn check_describes_a_module_that_fits() {
     assert_ne!(digest, check_digest(&guest("faulty")));
 }
 
+/// A component that does nothing but import an instance `name` exporting
+/// one function `f: func()`, in the component binary format.
+fn component_importing(name: &str) -> Vec<u8> {
+    let name = name.as_bytes();
+    let len = |bytes: &[u8]| u8::try_from(bytes.len()).expect("a short section");
+    // One type: an instance type (0x42) of two declarations, a function type
+    // (0x01 0x40) with no parameters and no results, and an export (0x04)
+    // named `f` of that function type (0x01 0x00).
+    let types = [
+        1, 0x42, 2, 0x01, 0x40, 0x00, 0x01, 0x00, 0x04, 0x00, 1, b'f', 0x01, 0x00,
+    ];
+    // One import: `name`, an instance (0x05) of type 0.
+    let import = [&[1, 0x00, len(name)][..], name, &[0x05, 0]].concat();
+    [
+        &b"\0asm\x0d\0\x01\0"[..],
+        &[0x07, len(&types)],
+        &types,
+        &[0x0a, len(&import)],
+        &import,
+    ]
+    .concat()
+}
+
 /// The broken modules, each with what its refusal must mention.
 fn broken_modules(scratch: &Scratch) -> Vec<(std::path::PathBuf, &'static str)> {
-    let cases: [(&str, &[u8], &str); 3] = [
+    let imports_http = component_importing("wasi:http/types@0.2.0");
+    let cases: [(&str, &[u8], &str); 4] = [
         ("text.wasm", b"this is not wasm\n", "not a WebAssembly component"),
         ("core.wasm", b"\0asm\x01\0\0\0", "core wasm module"),
         ("empty-component.wasm", b"\0asm\x0d\0\x01\0", "handle"),
+        (
+            "imports-http.wasm",
+            &imports_http,
+            "it imports `wasi:http/types@0.2.0`, which ej does not provide",
+        ),
     ];
     cases
         .into_iter()

@@ -40,7 +40,7 @@ impl Module {
         let instance_pre = sandbox
             .linker()
             .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("does not fit the ej world: {e:#}"))?;
+            .map_err(|e| misfit(&component, sandbox.engine(), &e.into()))?;
         let pre = HandlerPre::new(instance_pre).map_err(|e| anyhow::anyhow!("does not fit the ej world: {e:#}"))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -135,6 +135,40 @@ fn ensure_component(bytes: &[u8]) -> Result<()> {
 /// Lower-case hex SHA-256 of a module file: the module's identity.
 pub fn digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The interfaces a handler may import, by package: the ej world's, and
+/// the WASI 0.2 ones the sandbox links (through which nothing is granted).
+const PROVIDED_PACKAGES: &[&str] = &[
+    "ej:handler/",
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+];
+
+/// Why a component does not link: which of its imports ej does not
+/// provide, when that is the reason (say, `wasi:http` from a JavaScript
+/// handler built with componentize-js's default features), else wasmtime's
+/// own reason.
+fn misfit(component: &Component, engine: &Engine, error: &anyhow::Error) -> anyhow::Error {
+    let foreign: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| !PROVIDED_PACKAGES.iter().any(|package| name.starts_with(package)))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    if foreign.is_empty() {
+        return anyhow::anyhow!("does not fit the ej world: {error:#}");
+    }
+    anyhow::anyhow!(
+        "does not fit the ej world: it imports {}, which ej does not provide \
+         (a handler gets the ej:handler imports and WASI 0.2 with nothing granted)",
+        foreign.join(", ")
+    )
 }
 
 fn item_kind(item: &ComponentItem) -> &'static str {
