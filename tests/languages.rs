@@ -102,6 +102,7 @@ suite! {
         state_is_carried_from_event_to_event,
         module_answers_with_the_digest_of_the_build,
         several_stanzas_in_one_write_are_answered_in_order,
+        whitespace_keepalives_between_stanzas_are_fine,
         a_stream_trickled_one_byte_per_write_gets_the_same_replies_as_written_whole,
         the_stream_end_is_answered_then_the_server_closes,
         a_fault_closes_its_own_connection_only,
@@ -227,6 +228,22 @@ fn several_stanzas_in_one_write_are_answered_in_order(echo: &Echo) {
     let (sent, echoed): (Vec<_>, Vec<_>) = (1..=20).map(|id| message(id, "a@x", "b@x")).unzip();
     client.send(&format!("{}<count/>", sent.concat()));
     client.expect(&format!("{}<count n='21'/>", echoed.concat()));
+}
+
+fn whitespace_keepalives_between_stanzas_are_fine(echo: &Echo) {
+    let server = echo.serve(&[]);
+    let mut client = server.connect();
+    open(&mut client);
+    for id in 1..=5 {
+        client.send(" ");
+        client.send("\n\t \r\n");
+        let (sent, echoed) = message(id, "a@x", "b@x");
+        client.send(&format!("  {sent}\n "));
+        client.expect(&echoed);
+    }
+    client.send(&" ".repeat(4096));
+    client.send("<count/>");
+    client.expect("<count n='6'/>");
 }
 
 /// A whole session's transcript: every byte the server sent until it closed.
