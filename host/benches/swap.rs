@@ -51,7 +51,6 @@ struct Fixture {
     client: Option<TcpStream>,
     file: PathBuf,
     original: Vec<u8>,
-    swaps: u64,
 }
 
 impl Fixture {
@@ -76,7 +75,6 @@ impl Fixture {
             client: Some(client),
             file,
             original,
-            swaps: 0,
         }
     }
 
@@ -86,20 +84,9 @@ impl Fixture {
             .expect("the server runs until the fixture is dropped")
     }
 
-    /// The next build to swap in: one of two (warm) or a new one (cold).
-    fn next_build(&mut self, cold: bool) -> Vec<u8> {
-        self.swaps += 1;
-        let tag = if cold {
-            format!("cold-{}-{}", std::process::id(), self.swaps)
-        } else {
-            format!("warm-{}", self.swaps % 2)
-        };
-        variant::variant(&self.original, &tag)
-    }
-
     /// One swap: from replacing the file to the first reply from the new build.
-    async fn swap(&mut self, trigger: Trigger, cold: bool) -> Duration {
-        let build = self.next_build(cold);
+    async fn swap(&mut self, trigger: Trigger, builds: &mut variant::Builds) -> Duration {
+        let build = builds.next();
         let digest = module::digest(&build);
         let start = Instant::now();
         replace(&self.file, &build);
@@ -152,12 +139,14 @@ fn swap(c: &mut Criterion) {
             let _entered = fx.runtime.enter();
             ModuleWatcher::start(vec![service]).expect("watching the module file")
         });
+        // Warm: two builds taking turns (neither is the original); cold: a new one each time.
+        let mut builds = variant::Builds::new(fx.original.clone(), cold);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let runtime = fx.runtime.handle().clone();
-                    total += runtime.block_on(fx.swap(trigger, cold));
+                    total += runtime.block_on(fx.swap(trigger, &mut builds));
                 }
                 total
             });

@@ -185,26 +185,10 @@ async fn connect(server: &RunningServer, workload: Workload) -> Vec<Client> {
     clients
 }
 
-/// Swaps the served module for another build of it at the start of a batch.
+/// Swaps the served module for the next build at the start of each batch.
 struct Swapper {
     server_file: PathBuf,
-    original: Vec<u8>,
-    /// Whether each swap brings a build the compile cache has never seen.
-    cold: bool,
-    swaps: u64,
-}
-
-impl Swapper {
-    /// The next build: one of two (warm) or a new one every time (cold).
-    fn next(&mut self) -> Vec<u8> {
-        self.swaps += 1;
-        let tag = if self.cold {
-            format!("cold-{}-{}", std::process::id(), self.swaps)
-        } else {
-            format!("warm-{}", self.swaps % 2)
-        };
-        variant::variant(&self.original, &tag)
-    }
+    builds: variant::Builds,
 }
 
 /// Runs one batch on every connection, swapping the module meanwhile if
@@ -212,7 +196,7 @@ impl Swapper {
 async fn batch(clients: &mut Vec<Client>, server: &RunningServer, swapper: Option<&mut Swapper>) -> Duration {
     let start = Instant::now();
     let swap = swapper.map(|swapper| {
-        let bytes = swapper.next();
+        let bytes = swapper.builds.next();
         let path = swapper.server_file.clone();
         let service = Arc::clone(&server.service);
         tokio::spawn(async move {
@@ -261,9 +245,7 @@ fn bench(
     let mut clients = runtime.block_on(connect(&server, workload));
     let mut swapper = swap.map(|cold| Swapper {
         server_file,
-        original,
-        cold,
-        swaps: 0,
+        builds: variant::Builds::new(original, cold),
     });
 
     group.bench_function(name, |b| {

@@ -28,3 +28,32 @@ fn leb128(out: &mut Vec<u8>, mut n: usize) {
         out.push(byte | 0x80);
     }
 }
+
+/// Builds of one handler to swap in, one after another: two that take
+/// turns (each compiled once, then found in the compile cache), or a new
+/// one every time (never compiled before).
+pub struct Builds {
+    original: Vec<u8>,
+    fresh: bool,
+    count: u64,
+}
+
+impl Builds {
+    pub fn new(original: Vec<u8>, fresh: bool) -> Self {
+        Self {
+            original,
+            fresh,
+            count: 0,
+        }
+    }
+
+    pub fn next(&mut self) -> Vec<u8> {
+        self.count += 1;
+        let tag = if self.fresh {
+            format!("fresh-{}-{}", std::process::id(), self.count)
+        } else {
+            format!("turn-{}", self.count % 2)
+        };
+        variant(&self.original, &tag)
+    }
+}
