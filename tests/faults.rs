@@ -1,6 +1,7 @@
 //! Handler faults, provoked on demand by the faulty example handler: each
 //! is written to the crash log with what is needed to find it, and the fault
-//! policy decides what happens to the connection.
+//! policy decides what happens to the connection. Every event runs in a
+//! fresh instance, so nothing but the returned state outlives it.
 
 mod common;
 
@@ -76,6 +77,19 @@ fn backtrace(report: &Value) -> &Vec<Value> {
 
 fn output(report: &Value) -> &str {
     report["output"].as_str().expect("an output string")
+}
+
+#[test]
+fn every_event_runs_in_a_fresh_instance_and_only_the_state_carries_on() {
+    let server = serve("close");
+    let mut client = server.connect();
+    client.open();
+    // faulty counts the events its instance has run in a global (G) and
+    // the stanzas in its state (C): G stays 1, C goes up.
+    for count in 1..=5 {
+        client.send("<probe/>");
+        client.expect(&format!("<probe global='1' count='{count}'/>"));
+    }
 }
 
 #[test]
