@@ -2,7 +2,7 @@
 //! echoes any stanza it has no command for, and stores on `<put/>`):
 //!
 //! - `no_write`: `Sandbox::handle` with a 256-byte `<message/>` stanza,
-//!   which the handler echoes: the same event without a write.
+//!   which the handler echoes: an event of the same size that writes nothing.
 //! - `write_uncommitted`: a 256-byte `<put key='K' value='…'/>`, the write
 //!   collected in the event's write set but not committed.
 //! - `write`: the same, then the write set committed to the store and on
