@@ -143,11 +143,7 @@ fn event(c: &mut Criterion) {
             fx.runtime.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let completed = fx
-                        .sandbox
-                        .handle(&fx.module, &fx.conn, &fx.state, &fx.stanza, &fx.env.env)
-                        .await
-                        .expect("handling the stanza");
+                    let completed = fx.handle(&fx.state, &fx.stanza).await.expect("handling the stanza");
                     black_box(completed);
                 }
                 start.elapsed()
