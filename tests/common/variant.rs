@@ -3,6 +3,8 @@
 //! (and a compile cache misses it) without a second guest to build.
 //! Shared by the hot-swap tests and the swap benchmarks.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// `bytes` (a component) with a custom section named `ej-variant` holding `tag`.
 pub fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
     let name = b"ej-variant";
@@ -48,9 +50,12 @@ impl Builds {
     }
 
     pub fn next(&mut self) -> Vec<u8> {
+        // Fresh builds are numbered across all of the process's `Builds`,
+        // so that no two are the same.
+        static FRESH: AtomicU64 = AtomicU64::new(0);
         self.count += 1;
         let tag = if self.fresh {
-            format!("fresh-{}-{}", std::process::id(), self.count)
+            format!("fresh-{}-{}", std::process::id(), FRESH.fetch_add(1, Ordering::Relaxed))
         } else {
             format!("turn-{}", self.count % 2)
         };
