@@ -91,21 +91,12 @@ fn event(c: &mut Criterion) {
 
     group.bench_function("floor", |b| {
         b.iter_custom(|iters| {
-            fx.runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let mut store = fx.sandbox.new_store(&fx.env.env);
-                    let instance = fx
-                        .module
-                        .pre()
-                        .instantiate_async(&mut store)
-                        .await
-                        .expect("instantiating");
-                    black_box(instance);
-                    // The instance lives in the store: this frees it.
-                    drop(store);
-                }
-                start.elapsed()
+            common::time_each(&fx.runtime, iters, || async {
+                let mut store = fx.sandbox.new_store(&fx.env.env);
+                let instance = fx.module.pre().instantiate_async(&mut store).await;
+                black_box(instance.expect("instantiating"));
+                // The instance lives in the store: this frees it.
+                drop(store);
             })
         });
     });
@@ -140,13 +131,8 @@ fn event(c: &mut Criterion) {
 
     group.bench_function("event", |b| {
         b.iter_custom(|iters| {
-            fx.runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let completed = fx.handle(&fx.state, &fx.stanza).await.expect("handling the stanza");
-                    black_box(completed);
-                }
-                start.elapsed()
+            common::time_each(&fx.runtime, iters, || async {
+                fx.handle(&fx.state, &fx.stanza).await.expect("handling the stanza")
             })
         });
     });

@@ -20,7 +20,6 @@
 
 mod common;
 
-use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -267,46 +266,35 @@ fn languages(c: &mut Criterion) {
     for language in &fx.languages {
         group.bench_function(format!("{}/event", language.name), |b| {
             b.iter_custom(|iters| {
-                fx.runtime.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let completed = fx
-                            .sandbox
-                            .handle(
-                                &language.module,
-                                &language.conn,
-                                &language.state,
-                                &fx.stanza,
-                                &fx.env.env,
-                            )
-                            .await
-                            .expect("handling the stanza");
-                        black_box(completed);
-                    }
-                    start.elapsed()
+                common::time_each(&fx.runtime, iters, || async {
+                    fx.sandbox
+                        .handle(
+                            &language.module,
+                            &language.conn,
+                            &language.state,
+                            &fx.stanza,
+                            &fx.env.env,
+                        )
+                        .await
+                        .expect("handling the stanza")
                 })
             });
         });
 
         group.bench_function(format!("{}/on-demand", language.name), |b| {
             b.iter_custom(|iters| {
-                fx.runtime.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let mut store = fx.on_demand.store();
-                        let handler = language
-                            .on_demand
-                            .instantiate_async(&mut store)
-                            .await
-                            .expect("instantiating");
-                        let outcome = handler
-                            .call_handle(&mut store, &language.conn, &language.state, &fx.stanza)
-                            .await
-                            .expect("calling handle")
-                            .expect("handling the stanza");
-                        black_box(outcome);
-                    }
-                    start.elapsed()
+                common::time_each(&fx.runtime, iters, || async {
+                    let mut store = fx.on_demand.store();
+                    let handler = language
+                        .on_demand
+                        .instantiate_async(&mut store)
+                        .await
+                        .expect("instantiating");
+                    handler
+                        .call_handle(&mut store, &language.conn, &language.state, &fx.stanza)
+                        .await
+                        .expect("calling handle")
+                        .expect("handling the stanza")
                 })
             });
         });

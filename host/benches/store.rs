@@ -14,8 +14,7 @@
 
 mod common;
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -42,17 +41,11 @@ impl Fixture {
 
     /// Runs `event` `iters` times, committing its writes if `commit`.
     fn run(&self, iters: u64, event: &Event, commit: bool) -> Duration {
-        self.0.runtime.block_on(async {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let completed = self.handle(event).await;
-                if commit {
-                    self.0.env.env.db.commit(completed.writes).await.expect("committing");
-                } else {
-                    black_box(completed);
-                }
+        common::time_each(&self.0.runtime, iters, || async {
+            let completed = self.handle(event).await;
+            if commit {
+                self.0.env.env.db.commit(completed.writes).await.expect("committing");
             }
-            start.elapsed()
         })
     }
 }

@@ -36,6 +36,18 @@ pub fn criterion(seconds: u64) -> criterion::Criterion {
         .measurement_time(Duration::from_secs(seconds))
 }
 
+/// Runs `each()` to completion `iters` times, one after another, on
+/// `runtime`; returns how long that took, for `Bencher::iter_custom`.
+pub fn time_each<F: Future>(runtime: &tokio::runtime::Runtime, iters: u64, mut each: impl FnMut() -> F) -> Duration {
+    runtime.block_on(async {
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(each().await);
+        }
+        start.elapsed()
+    })
+}
+
 /// The workspace's target directory, as `cargo xtask guests` sees it.
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(
