@@ -232,3 +232,90 @@ fn the_store_command_works_with_and_without_a_running_server() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("admin endpoint"), "{}", stderr(&out));
 }
+
+/// Sends `bytes` to the admin socket at `path` and returns the reply.
+fn admin_raw(path: &Path, bytes: &[u8]) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::os::unix::net::UnixStream::connect(path).expect("connecting to the admin socket");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn the_admin_endpoint_survives_any_bytes_and_a_client_that_never_reads() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = Server::start("echo", &[]);
+    let mode = std::fs::metadata(&server.admin).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the admin socket is its owner's alone");
+    let data_mode = std::fs::metadata(&server.data_dir).unwrap().permissions().mode();
+    assert_eq!(data_mode & 0o777, 0o700, "so is the data directory ej created");
+
+    // Multi-byte characters where hex is expected, invalid UTF-8, garbage.
+    for bytes in [
+        &b"store get \xc3\xa91\n"[..],
+        b"store get 6\xc3\xa9\n",
+        b"\xff\xfe\n",
+        b"store put\n",
+    ] {
+        let reply = admin_raw(&server.admin, bytes);
+        assert!(reply.starts_with("error - "), "{reply:?}");
+        assert!(reply.ends_with("end\n"), "{reply:?}");
+    }
+
+    // A client asks for a large reply and never reads it; another, which
+    // never sends its command, holds nothing up either.
+    let value = "v".repeat(100_000);
+    for i in 0..16 {
+        server.store(&["put", &format!("big:{i}"), &value]);
+    }
+    let mut hog = std::os::unix::net::UnixStream::connect(&server.admin).unwrap();
+    std::io::Write::write_all(&mut hog, b"store list 626967 1000\n").unwrap();
+    let _silent = std::os::unix::net::UnixStream::connect(&server.admin).unwrap();
+    let mut status = ej()
+        .args(["status", "--admin"])
+        .arg(&server.admin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while status.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = status.kill();
+            panic!("`ej status` hung behind an admin client that does not read");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = status.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("echo"), "{}", stdout(&out));
+    drop(hog);
+}
+
+#[test]
+fn the_admin_endpoint_never_removes_a_file_that_is_not_its_socket() {
+    let scratch = Scratch::new("admin-file");
+    let precious = scratch.path("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let out = ej()
+        .args(["serve", "--listen", "127.0.0.1:0", "--module"])
+        .arg(guest("echo"))
+        .arg("--data-dir")
+        .arg(scratch.path("data"))
+        .arg("--admin")
+        .arg(&precious)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("a file that is not a socket is there"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+}

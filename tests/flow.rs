@@ -218,3 +218,75 @@ fn shutdown_closes_every_stream_then_exits_cleanly() {
     }
     assert!(server.wait_for_exit(), "ej exited with a failure");
 }
+
+#[test]
+fn a_peer_that_half_closes_gets_every_reply_and_its_stream_end() {
+    // Many pipelined stanzas and the end of the stream, then the client
+    // shuts down its sending side (as `nc -N` and `cat file | nc` do) and
+    // reads: it gets every echo, then the server's end of stream.
+    const STANZAS: usize = 5_000;
+    let server = Server::start("echo", &["--read-rate", "256KiB"]);
+    let mut client = server.open();
+    let id = server.connection_id(&client);
+    let stanzas: String = (0..STANZAS).map(|n| format!("<m n='{n}'/>")).collect();
+    let writer = client.clone_stream();
+    let sending = std::thread::spawn(move || {
+        let mut writer = writer;
+        std::io::Write::write_all(&mut writer, stanzas.as_bytes()).unwrap();
+        std::io::Write::write_all(&mut writer, b"</stream:stream>").unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let rest = client.read_to_end();
+    sending.join().unwrap();
+    assert_eq!(rest.matches("<m ").count(), STANZAS, "every stanza echoed");
+    assert!(
+        rest.ends_with("</stream:stream>"),
+        "{:?}",
+        &rest[rest.len().saturating_sub(200)..]
+    );
+    assert_eq!(server.wait_for_close(id)["reason"], "stream-end");
+}
+
+#[test]
+fn a_peer_that_resets_has_its_unhandled_input_dropped() {
+    // A reset with spinning stanzas queued behind the one running: only the
+    // running one is charged; the rest are dropped, not run one by one.
+    let server = Server::start("faulty", &["--on-fault", "skip"]);
+    let mut client = server.open();
+    let id = server.connection_id(&client);
+    client.send(&"<loop/>".repeat(30));
+    std::thread::sleep(Duration::from_millis(50));
+    client.reset();
+    let closed = server.wait_for_close(id);
+    assert_eq!(closed["reason"], "disconnected");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.crashes().len() <= 2,
+        "{} spinning events ran after the reset",
+        server.crashes().len()
+    );
+}
+
+#[test]
+fn a_close_with_unread_input_still_delivers_what_was_written() {
+    // The handler sends a large reply and closes while the peer keeps
+    // sending: the reply still arrives whole, then the end of the stream.
+    let server = Server::start("faulty", &[]);
+    let mut client = server.open();
+    client.send("<big n='500000'/><close/>");
+    let writer = client.clone_stream();
+    let flooding = std::thread::spawn(move || {
+        let mut writer = writer;
+        let junk = "<m/>".repeat(1000);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && std::io::Write::write_all(&mut writer, junk.as_bytes()).is_ok() {}
+    });
+    let rest = client.read_to_end();
+    flooding.join().unwrap();
+    assert!(rest.contains("</big>"), "got {} bytes", rest.len());
+    assert!(
+        rest.ends_with("</stream:stream>"),
+        "{:?}",
+        &rest[rest.len().saturating_sub(100)..]
+    );
+}

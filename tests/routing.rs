@@ -538,3 +538,40 @@ fn timers_die_with_their_connection() {
     sync(&mut watcher);
     assert!(server.find_log("handler fault", |_| true).is_none());
 }
+
+#[test]
+fn a_handler_that_reroutes_every_bounce_is_stopped_and_its_connection_stays_live() {
+    // Each bounce routes the payload again to the same missing address, and
+    // each refused bind binds again: endless chains of self-caused events.
+    let mut server = Server::start("faulty", &["--max-chain", "20"]);
+    let mut client = server.open();
+    let mut holder = server.open();
+    bind(&mut holder, "taken");
+    client.send("<stubborn/>");
+    client.expect("<stubborn/>");
+    client.send("<route to='nobody'><hello/></route>");
+    sync(&mut client);
+    client.send("<bind address='taken'/>");
+    client.expect("<binding address='taken'/>");
+    sync(&mut client);
+    let dropped = server.wait_for_log(
+        "self-caused events dropped: the chain of events one event caused is too long",
+        |_| true,
+    );
+    assert_eq!(dropped["limit"], 20);
+    // Both chains ended at the limit, and the connection answers at once.
+    client.send("<stats/>");
+    client.expect("<stats count='6' routed='0' fired='0'/>");
+
+    // And shutdown is prompt even with a chain running.
+    client.send("<route to='nobody'><again/></route>");
+    let started = std::time::Instant::now();
+    server.signal("TERM");
+    assert!(client.read_to_end().contains("<system-shutdown "));
+    assert!(server.wait_for_exit());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,8 +1,12 @@
 //! The durable key-value store every connection of a server shares.
 //!
-//! Everything an event writes commits when the event succeeds, all at once,
-//! or not at all if it faults; the event's own reads see its own writes.
-//! Values are bytes; the `_json` helpers store serde types as JSON.
+//! Every event is a serializable transaction: its reads all see one moment
+//! of the store (and its own writes); everything it writes commits when the
+//! event succeeds, all at once, or not at all if it faults. If another
+//! commit changed what the event read before it could commit, the host runs
+//! the event again from scratch, so read-modify-write never loses an update
+//! (and the handler must not count on running once per event). Values are
+//! bytes; the `_json` helpers store serde types as JSON.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

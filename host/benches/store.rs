@@ -9,6 +9,12 @@
 //!   disk, as a session does before it sends the replies. One event at a
 //!   time: each commit is its own durable transaction. (Under concurrent
 //!   load the writer groups commits: see `throughput/put_100x50`.)
+//! - `increment`: `<increment key='K'/>`, a read and a write of one key,
+//!   committed: the writer validates the read against the commits since
+//!   the event's snapshot.
+//! - `increment_unvalidated`: the same event, its read set dropped before
+//!   the commit, so the writer has nothing to validate: the cost of
+//!   validation is the difference.
 //!
 //! Run with `cargo bench -p ej --bench store` after `cargo xtask guests`.
 
@@ -19,6 +25,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use ej::bindings::Event;
+use ej::db::ReadSet;
 use ej::sandbox::Completed;
 
 /// Size of each stanza.
@@ -39,15 +46,27 @@ impl Fixture {
             .expect("the faulty handler handles the stanza")
     }
 
-    /// Runs `event` `iters` times, committing its writes if `commit`.
-    fn run(&self, iters: u64, event: &Event, commit: bool) -> Duration {
+    /// Runs `event` `iters` times, committing its transaction as `commit` says.
+    fn run(&self, iters: u64, event: &Event, commit: Commit) -> Duration {
         common::time_each(&self.0.runtime, iters, || async {
-            let completed = self.handle(event).await;
-            if commit {
-                self.0.env.env.db.commit(completed.writes).await.expect("committing");
+            let mut transaction = self.handle(event).await.transaction;
+            match commit {
+                Commit::No => return,
+                Commit::Validated => {}
+                Commit::Unvalidated => transaction.reads = ReadSet::default(),
             }
+            self.0.env.env.db.commit(transaction).await.expect("committing");
         })
     }
+}
+
+/// What happens to an event's transaction.
+#[derive(Clone, Copy)]
+enum Commit {
+    No,
+    Validated,
+    /// Committed with its read set dropped: nothing for the writer to check.
+    Unvalidated,
 }
 
 fn store(c: &mut Criterion) {
@@ -56,17 +75,31 @@ fn store(c: &mut Criterion) {
     let head = "<put xmlns='jabber:client' key='bench.key' value='";
     let put = Event::Stanza(format!("{head}{}'/>", "v".repeat(STANZA_BYTES - head.len() - 3)));
 
+    let increment = Event::Stanza("<increment xmlns='jabber:client' key='bench.counter'/>".into());
+
     // Each event does what its name says.
-    let writes = |event: &Event| fx.0.runtime.block_on(fx.handle(event)).writes.len();
-    assert_eq!(writes(&message), 0, "an echoed message writes nothing");
-    assert_eq!(writes(&put), 1, "a put writes one key");
+    let transaction = |event: &Event| fx.0.runtime.block_on(fx.handle(event)).transaction;
+    assert_eq!(
+        transaction(&message).writes.len(),
+        0,
+        "an echoed message writes nothing"
+    );
+    assert_eq!(transaction(&put).writes.len(), 1, "a put writes one key");
+    let counted = transaction(&increment);
+    assert!(
+        counted.writes.len() == 1 && !counted.reads.is_empty(),
+        "an increment reads and writes"
+    );
 
     let mut group = c.benchmark_group("store");
-    group.bench_function("no_write", |b| b.iter_custom(|iters| fx.run(iters, &message, false)));
-    group.bench_function("write_uncommitted", |b| {
-        b.iter_custom(|iters| fx.run(iters, &put, false))
-    });
-    group.bench_function("write", |b| b.iter_custom(|iters| fx.run(iters, &put, true)));
+    let mut run = |name: &str, event: &Event, commit: Commit| {
+        group.bench_function(name, |b| b.iter_custom(|iters| fx.run(iters, event, commit)));
+    };
+    run("no_write", &message, Commit::No);
+    run("write_uncommitted", &put, Commit::No);
+    run("write", &put, Commit::Validated);
+    run("increment", &increment, Commit::Validated);
+    run("increment_unvalidated", &increment, Commit::Unvalidated);
     group.finish();
 }
 

@@ -17,6 +17,13 @@
 //! - `echo_100x50_swap_warm` and `echo_100x50_swap_cold`: `echo_100x50`
 //!   while the module is swapped at the start of every batch, for one already
 //!   in the compile cache or one never seen (compiled during the batch).
+//! - `increment_100x50`: every stanza is an `<increment/>` of the
+//!   connection's own counter: a read and a write per event, validated at
+//!   commit but never in conflict (compare with `put_100x50`).
+//! - `counter_10x50` and `counter_100x50`: 10 or 100 connections all
+//!   incrementing one counter: every event conflicts with every other
+//!   running at the same time, and losers run again until they win. The
+//!   retries each increment took are printed after the run.
 //!
 //! Run with `cargo bench -p ej --bench throughput` after `cargo xtask guests`.
 
@@ -58,6 +65,9 @@ enum Workload {
     Put,
     /// Pairs routing chat messages to each other, delivered as `<routed>`.
     Route,
+    /// `<increment key='K'/>`, answered `<incremented key='K' value='N'/>`:
+    /// each connection its own counter, or all of them one.
+    Increment { shared: bool },
 }
 
 /// A client connection and what it sends and gets back.
@@ -66,17 +76,17 @@ struct Client {
     /// `WINDOW` stanzas back to back: a refill is a prefix of this.
     burst: Arc<Vec<u8>>,
     stanza_len: usize,
-    /// Bytes of one reply (the same for every copy of the stanza).
-    reply_len: usize,
+    /// How every reply ends (and nothing else in a reply does).
+    reply_end: &'static [u8],
 }
 
 impl Client {
-    fn new(stream: TcpStream, stanza: &str, reply_len: usize) -> Self {
+    fn new(stream: TcpStream, stanza: &str, reply_end: &'static [u8]) -> Self {
         Self {
             stream,
             burst: Arc::new(stanza.repeat(WINDOW).into_bytes()),
             stanza_len: stanza.len(),
-            reply_len,
+            reply_end,
         }
     }
 
@@ -91,12 +101,14 @@ impl Client {
     /// back. (For routes, the replies are the partner's messages, which may
     /// all be back before this connection has sent its own.)
     async fn exchange(mut self) -> Self {
-        let expected = STANZAS_PER_CONNECTION * self.reply_len;
+        let expected = STANZAS_PER_CONNECTION;
         let mut sent: usize = 0;
         let mut received = 0;
+        // The bytes read last, which may hold the start of a reply's end.
+        let mut tail = Vec::new();
         let mut buf = vec![0; 64 * 1024];
         loop {
-            let in_flight = sent.saturating_sub(received / self.reply_len);
+            let in_flight = sent.saturating_sub(received);
             let refill = (WINDOW - in_flight).min(STANZAS_PER_CONNECTION - sent);
             if refill > 0 {
                 self.stream
@@ -119,40 +131,50 @@ impl Client {
                 n > 0,
                 "the server closed the connection (after a handler fault, its crash report is above)"
             );
-            received += n;
+            tail.extend_from_slice(&buf[..n]);
+            received += tail
+                .windows(self.reply_end.len())
+                .filter(|window| *window == self.reply_end)
+                .count();
+            let keep = tail.len().min(self.reply_end.len() - 1);
+            tail.drain(..tail.len() - keep);
             assert!(received <= expected, "the server sent more than the replies");
         }
     }
 }
 
-/// Opens `CONNECTIONS` streams for `workload`, each answered once already
-/// (which measures the length of its replies).
-async fn connect(server: &RunningServer, workload: Workload) -> Vec<Client> {
-    let mut clients = Vec::with_capacity(CONNECTIONS);
+/// Opens `connections` streams for `workload`, each answered once already.
+async fn connect(server: &RunningServer, workload: Workload, connections: usize) -> Vec<Client> {
+    let mut clients = Vec::with_capacity(connections);
     match workload {
-        Workload::Echo => {
-            let stanza = common::message(STANZA_BYTES, "");
-            for _ in 0..CONNECTIONS {
+        Workload::Echo | Workload::Put | Workload::Increment { .. } => {
+            for i in 0..connections {
+                let (stanza, reply_end): (String, &[u8]) = match workload {
+                    Workload::Echo => (common::message(STANZA_BYTES, ""), b"</message>"),
+                    Workload::Put => {
+                        let head = format!("<put key='bench.{i}' value='");
+                        let value = "v".repeat(STANZA_BYTES - head.len() - "'/>".len());
+                        (format!("{head}{value}'/>"), b"'/>")
+                    }
+                    Workload::Increment { shared } => {
+                        let key = if shared {
+                            "bench".to_owned()
+                        } else {
+                            format!("bench.{i}")
+                        };
+                        (format!("<increment key='{key}'/>"), b"'/>")
+                    }
+                    Workload::Route => unreachable!("routes are set up below"),
+                };
                 let mut stream = open_stream(server.addr).await;
                 stream.write_all(stanza.as_bytes()).await.expect("sending a stanza");
-                let reply_len = read_until(&mut stream, b"</message>").await.len();
-                clients.push(Client::new(stream, &stanza, reply_len));
-            }
-        }
-        Workload::Put => {
-            for i in 0..CONNECTIONS {
-                let mut stream = open_stream(server.addr).await;
-                let head = format!("<put key='bench.{i}' value='");
-                let value = "v".repeat(STANZA_BYTES - head.len() - "'/>".len());
-                let stanza = format!("{head}{value}'/>");
-                stream.write_all(stanza.as_bytes()).await.expect("sending a stanza");
-                let reply_len = read_until(&mut stream, b"'/>").await.len();
-                clients.push(Client::new(stream, &stanza, reply_len));
+                read_until(&mut stream, reply_end).await;
+                clients.push(Client::new(stream, &stanza, reply_end));
             }
         }
         Workload::Route => {
             let message = common::message(STANZA_BYTES, "");
-            for pair in 0..CONNECTIONS / 2 {
+            for pair in 0..connections / 2 {
                 let addresses = [format!("peer{}", 2 * pair), format!("peer{}", 2 * pair + 1)];
                 let mut streams = Vec::with_capacity(2);
                 for address in &addresses {
@@ -169,14 +191,13 @@ async fn connect(server: &RunningServer, workload: Workload) -> Vec<Client> {
                     .zip([1, 0])
                     .map(|(stream, to)| {
                         let stanza = format!("<route to='{}'>{message}</route>", addresses[to]);
-                        Client::new(stream, &stanza, 0)
+                        Client::new(stream, &stanza, b"</routed>")
                     })
                     .collect();
-                // Each sends the other one message, which measures the replies.
+                // Each sends the other one message.
                 for (from, to) in [(0, 1), (1, 0)] {
                     pair_clients[from].send_one().await;
-                    let routed = read_until(&mut pair_clients[to].stream, b"</routed>").await;
-                    pair_clients[to].reply_len = routed.len();
+                    read_until(&mut pair_clients[to].stream, b"</routed>").await;
                 }
                 clients.extend(pair_clients);
             }
@@ -220,14 +241,15 @@ async fn batch(clients: &mut Vec<Client>, server: &RunningServer, swapper: Optio
     elapsed
 }
 
-/// Benchmarks `workload` against a server for `module`: starts it, opens
-/// the clients, measures batches, and stops it all.
+/// Benchmarks `workload` on `connections` clients against a server for
+/// `module`: starts it, opens the clients, measures batches, and stops it
+/// all. Prints how many commits conflicted per stanza, where any did.
 fn bench(
     group: &mut BenchmarkGroup<WallTime>,
     runtime: &Runtime,
     name: &str,
     module: PathBuf,
-    workload: Workload,
+    (workload, connections): (Workload, usize),
     swap: Option<bool>,
 ) {
     let env = common::BenchEnv::new(&format!("throughput-{name}"));
@@ -242,7 +264,9 @@ fn bench(
     let server_file = env.path("handler.wasm");
     std::fs::write(&server_file, &original).expect("copying the handler");
     let server = runtime.block_on(RunningServer::start(&env, sandbox, &server_file));
-    let mut clients = runtime.block_on(connect(&server, workload));
+    let mut clients = runtime.block_on(connect(&server, workload, connections));
+    let conflicts_before = env.env.db.conflicts();
+    let mut stanzas = 0;
     let mut swapper = swap.map(|cold| Swapper {
         server_file,
         builds: variant::Builds::new(original, cold),
@@ -255,11 +279,19 @@ fn bench(
                 for _ in 0..iters {
                     total += batch(&mut clients, &server, swapper.as_mut()).await;
                 }
+                stanzas += iters as usize * connections * STANZAS_PER_CONNECTION;
                 total
             })
         });
     });
     runtime.block_on(server.stop(clients.into_iter().map(|client| client.stream)));
+    let conflicts = env.env.db.conflicts() - conflicts_before;
+    if conflicts > 0 {
+        println!(
+            "throughput/{name}: {conflicts} conflicts in {stanzas} stanzas: {:.2} retries per stanza",
+            conflicts as f64 / stanzas as f64
+        );
+    }
 }
 
 fn throughput(c: &mut Criterion) {
@@ -271,26 +303,56 @@ fn throughput(c: &mut Criterion) {
     let faulty = || common::example_module_path("faulty");
 
     let mut group = c.benchmark_group("throughput");
+    let stanzas = |connections: usize| Throughput::Elements((connections * STANZAS_PER_CONNECTION) as u64);
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
-        .throughput(Throughput::Elements((CONNECTIONS * STANZAS_PER_CONNECTION) as u64));
-    bench(&mut group, &runtime, "echo_100x50", echo(), Workload::Echo, None);
+        .throughput(stanzas(CONNECTIONS));
+    bench(
+        &mut group,
+        &runtime,
+        "echo_100x50",
+        echo(),
+        (Workload::Echo, CONNECTIONS),
+        None,
+    );
     bench(
         &mut group,
         &runtime,
         "faulty_echo_100x50",
         faulty(),
-        Workload::Echo,
+        (Workload::Echo, CONNECTIONS),
         None,
     );
-    bench(&mut group, &runtime, "put_100x50", faulty(), Workload::Put, None);
+    bench(
+        &mut group,
+        &runtime,
+        "put_100x50",
+        faulty(),
+        (Workload::Put, CONNECTIONS),
+        None,
+    );
+    let increment = |shared| Workload::Increment { shared };
+    bench(
+        &mut group,
+        &runtime,
+        "increment_100x50",
+        faulty(),
+        (increment(false), CONNECTIONS),
+        None,
+    );
+    for writers in [10, 100] {
+        group.throughput(stanzas(writers));
+        let name = format!("counter_{writers}x50");
+        bench(&mut group, &runtime, &name, faulty(), (increment(true), writers), None);
+    }
+    group.throughput(stanzas(CONNECTIONS));
     bench(
         &mut group,
         &runtime,
         "route_50pairs_x50",
         faulty(),
-        Workload::Route,
+        (Workload::Route, CONNECTIONS),
         None,
     );
     bench(
@@ -298,7 +360,7 @@ fn throughput(c: &mut Criterion) {
         &runtime,
         "echo_100x50_swap_warm",
         echo(),
-        Workload::Echo,
+        (Workload::Echo, CONNECTIONS),
         Some(false),
     );
     bench(
@@ -306,7 +368,7 @@ fn throughput(c: &mut Criterion) {
         &runtime,
         "echo_100x50_swap_cold",
         echo(),
-        Workload::Echo,
+        (Workload::Echo, CONNECTIONS),
         Some(true),
     );
     group.finish();

@@ -2,6 +2,11 @@
 //! result lines out, on a Unix socket or a loopback TCP port — never on an
 //! address another machine can reach.
 //!
+//! Each client is served by a task of its own (at most `MAX_CLIENTS` at
+//! once), with a time limit for its command and one for reading its reply,
+//! so one client that stalls or sends garbage holds up nobody else. A Unix
+//! socket is created readable and writable by its owner only.
+//!
 //! Commands: `reload` reloads every module whose file changed; `status`
 //! lists what each module file is serving; `store …` runs an `ej store`
 //! operation (see `store_ops`). Replies are one line per module
@@ -10,7 +15,8 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +24,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::db::Db;
 use crate::service::{Reload, Service};
@@ -26,6 +32,10 @@ use crate::store_ops::{StoreOp, execute};
 
 /// How long an admin client may take to send its command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an admin client may take to read its reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Admin clients served at once; more wait to be accepted.
+const MAX_CLIENTS: usize = 16;
 /// Longest command line accepted: a hex-encoded store value of up to 512 KiB.
 const MAX_COMMAND: u64 = 1024 * 1024 + 64;
 
@@ -64,66 +74,114 @@ impl fmt::Display for AdminAddr {
 /// A bound admin endpoint.
 pub enum AdminEndpoint {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    Unix(UnixListener, OwnSocket),
+}
+
+/// The socket file a Unix endpoint created: its path, and its device and
+/// inode, so that only that very file is ever removed.
+pub struct OwnSocket {
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl OwnSocket {
+    /// Removes the socket file, if it is still the one this endpoint made.
+    fn remove(&self) {
+        if socket_id(&self.path) == Some(self.id) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The device and inode of the Unix socket at `path`, if a socket is there.
+fn socket_id(path: &Path) -> Option<(u64, u64)> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    metadata
+        .file_type()
+        .is_socket()
+        .then(|| (metadata.dev(), metadata.ino()))
 }
 
 impl AdminEndpoint {
-    /// Binds `addr`; a socket file left by a server that died is replaced.
+    /// Binds `addr`. A socket file left by a server that died is replaced;
+    /// any other file at that path is left alone and refused.
     pub async fn bind(addr: &AdminAddr) -> Result<Self> {
         let context = || format!("admin endpoint {addr} (another ej serve there? pick another --admin)");
         Ok(match addr {
             AdminAddr::Tcp(tcp) => Self::Tcp(TcpListener::bind(tcp).await.with_context(context)?),
             AdminAddr::Unix(path) => {
-                if UnixStream::connect(path).await.is_err() {
-                    let _ = std::fs::remove_file(path);
+                if std::fs::symlink_metadata(path).is_ok() {
+                    anyhow::ensure!(
+                        socket_id(path).is_some(),
+                        "admin endpoint {addr}: a file that is not a socket is there; \
+                         remove it or pick another --admin"
+                    );
+                    if UnixStream::connect(path).await.is_err() {
+                        let _ = std::fs::remove_file(path);
+                    }
                 }
-                Self::Unix(UnixListener::bind(path).with_context(context)?, path.clone())
+                let listener = UnixListener::bind(path).with_context(context)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {addr} private to its owner"))?;
+                let id = socket_id(path).with_context(context)?;
+                Self::Unix(listener, OwnSocket { path: path.clone(), id })
             }
         })
     }
 
-    /// Serves admin commands until `shutdown` turns true. Clients are served
-    /// one at a time: reloads are serialised anyway, and the endpoint is local.
+    /// Serves admin commands until `shutdown` turns true, each client in a
+    /// task of its own, at most `MAX_CLIENTS` at once.
     pub async fn run(self, services: Vec<Arc<Service>>, db: Arc<Db>, mut shutdown: watch::Receiver<bool>) {
+        let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let services: Arc<[Arc<Service>]> = services.into();
         loop {
+            let Ok(permit) = Arc::clone(&clients).acquire_owned().await else {
+                break;
+            };
+            let (services, db) = (Arc::clone(&services), Arc::clone(&db));
             tokio::select! {
-                () = self.answer_next(&services, &db) => {}
+                stream = self.accept() => if let Some(stream) = stream {
+                    tokio::spawn(async move {
+                        answer(stream, &services, &db).await;
+                        drop(permit);
+                    });
+                },
                 _ = shutdown.changed() => break,
             }
         }
-        if let Self::Unix(_, path) = &self {
-            let _ = std::fs::remove_file(path);
+        if let Self::Unix(_, socket) = &self {
+            socket.remove();
         }
     }
 
-    async fn answer_next(&self, services: &[Arc<Service>], db: &Db) {
+    async fn accept(&self) -> Option<Box<dyn Duplex>> {
         match self {
-            Self::Tcp(listener) => {
-                if let Ok((stream, _)) = listener.accept().await {
-                    answer(stream, services, db).await;
-                }
-            }
-            Self::Unix(listener, _) => {
-                if let Ok((stream, _)) = listener.accept().await {
-                    answer(stream, services, db).await;
-                }
-            }
+            Self::Tcp(listener) => Some(Box::new(listener.accept().await.ok()?.0)),
+            Self::Unix(listener, _) => Some(Box::new(listener.accept().await.ok()?.0)),
         }
     }
 }
 
-/// Reads one command and writes its reply.
+/// An accepted admin client's stream, TCP or Unix.
+trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
+
+/// Reads one command and writes its reply, each within its time limit.
 async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, services: &[Arc<Service>], db: &Db) {
     let (read, mut write) = tokio::io::split(stream);
-    let mut command = String::new();
+    let mut command = Vec::new();
     let mut read = BufReader::new(read.take(MAX_COMMAND));
-    let reply = match tokio::time::timeout(COMMAND_TIMEOUT, read.read_line(&mut command)).await {
-        Ok(Ok(_)) => run(command.trim(), services, db).await,
+    let reply = match tokio::time::timeout(COMMAND_TIMEOUT, read.read_until(b'\n', &mut command)).await {
+        Ok(Ok(_)) => match std::str::from_utf8(&command) {
+            Ok(command) => run(command.trim(), services, db).await,
+            Err(_) => vec!["error - the command is not UTF-8 text".to_string()],
+        },
         _ => vec!["error - no command received".to_string()],
     };
     let mut text = reply.join("\n");
     text.push_str("\nend\n");
-    let _ = write.write_all(text.as_bytes()).await;
+    let _ = tokio::time::timeout(REPLY_TIMEOUT, write.write_all(text.as_bytes())).await;
 }
 
 async fn run(command: &str, services: &[Arc<Service>], db: &Db) -> Vec<String> {

@@ -142,6 +142,14 @@ pub struct LimitArgs {
     /// Keys and values one event may write to the store.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_store_write_bytes: usize,
+    /// Bytes one event may read from the store (keys asked for, keys and
+    /// values returned).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub max_store_read_bytes: usize,
+    /// Times an event is run again because what it read from the store was
+    /// changed by another commit before its own; then it faults (`conflict`).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_retries: u32,
     /// Entries one store scan or registry lookup returns at most.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_listed: usize,
@@ -155,6 +163,15 @@ pub struct LimitArgs {
     /// Timers one connection may have set.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_timers: usize,
+    /// Events one event may cause its own connection in a chain (an
+    /// undeliverable payload, a refused bind, and what those cause in
+    /// turn); the rest are dropped with a warning.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_chain: usize,
+    /// How long shutdown waits for connections to close before the
+    /// process exits anyway.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 /// One `--listen` value.
@@ -222,6 +239,8 @@ impl LimitArgs {
             max_outcome_bytes: self.max_outcome_bytes,
             max_output_bytes: self.max_output_bytes,
             max_store_write_bytes: self.max_store_write_bytes,
+            max_store_read_bytes: self.max_store_read_bytes,
+            max_retries: self.max_retries,
             max_listed: self.max_listed,
         }
     }
@@ -236,6 +255,8 @@ impl LimitArgs {
             mailbox: self.mailbox.max(1),
             max_addresses: self.max_addresses,
             max_timers: self.max_timers,
+            max_chain: self.max_chain,
+            shutdown_timeout: self.shutdown_timeout,
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum FaultKind {
     Instantiate,
     /// The event's store writes could not be committed.
     Store,
+    /// The event's store reads were changed by other commits every time it
+    /// ran, `--max-retries` times over.
+    Conflict,
 }
 
 /// A failed event, ready to go into a crash report.
@@ -33,4 +36,17 @@ pub struct Fault {
     pub backtrace: Vec<String>,
     /// What the guest wrote to stdout and stderr during the event (bounded).
     pub output: String,
+}
+
+impl Fault {
+    /// A fault the host found after the guest had finished: no backtrace,
+    /// no guest output.
+    pub fn host(kind: FaultKind, reason: String) -> Self {
+        Self {
+            kind,
+            reason,
+            backtrace: Vec::new(),
+            output: String::new(),
+        }
+    }
 }

@@ -1,16 +1,19 @@
 //! What a handler can call during an event: the durable store and the
 //! registry of addresses, as one event sees them.
 //!
-//! Store writes go into the event's own write set, which its later reads
-//! see; the host commits the set only if the event succeeds. Breaking a
-//! limit traps the guest, which discards the event like any fault.
+//! Store reads all see one snapshot, taken at the event's first read, and
+//! are recorded; writes go into the event's own write set, which its later
+//! reads see. The host commits the set only if the event succeeds and
+//! nothing it read has changed meanwhile (else it runs the event again).
+//! Breaking a limit traps the guest, which discards the event like any
+//! fault.
 
 use std::sync::Arc;
 
 use wasmtime::Result;
 
 use crate::bindings::ej::handler::{registry, store, types};
-use crate::db::{Db, WriteSet};
+use crate::db::{Db, ReadSet, Snapshot, Transaction, WriteSet};
 use crate::registry::Registry;
 
 /// The server-wide state handlers reach through their imports.
@@ -25,6 +28,8 @@ pub struct Env {
 pub struct ImportLimits {
     /// Bytes of keys and values one event may write.
     pub max_write_bytes: usize,
+    /// Bytes one event may read: keys it asks for, keys and values returned.
+    pub max_read_bytes: usize,
     /// Entries one `scan` or `lookup` returns at most.
     pub max_listed: usize,
 }
@@ -33,6 +38,10 @@ pub struct ImportLimits {
 pub struct EventImports {
     env: Env,
     limits: ImportLimits,
+    /// The moment every read of this event sees, taken at its first read.
+    snapshot: Option<Snapshot>,
+    reads: ReadSet,
+    read: usize,
     writes: WriteSet,
     written: usize,
 }
@@ -42,14 +51,52 @@ impl EventImports {
         Self {
             env,
             limits,
+            snapshot: None,
+            reads: ReadSet::default(),
+            read: 0,
             writes: WriteSet::new(),
             written: 0,
         }
     }
 
-    /// The event's writes, to commit once it has succeeded.
-    pub fn into_writes(self) -> WriteSet {
+    /// What the event read and wrote, to commit once it has succeeded.
+    pub fn into_transaction(self) -> Transaction {
+        Transaction {
+            snapshot: self.snapshot.as_ref().map_or(0, Snapshot::seq),
+            reads: self.reads,
+            writes: self.writes,
+            retries: 0,
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<&Snapshot> {
+        if self.snapshot.is_none() {
+            self.snapshot = Some(self.env.db.snapshot().map_err(wasmtime::Error::from_anyhow)?);
+        }
+        Ok(self.snapshot.as_ref().expect("just taken"))
+    }
+
+    /// Counts `bytes` more read by this event.
+    fn charge_read(&mut self, bytes: usize) -> Result<()> {
+        self.read += bytes;
+        if self.read > self.limits.max_read_bytes {
+            return Err(self.over_read_limit());
+        }
+        Ok(())
+    }
+
+    fn over_read_limit(&self) -> wasmtime::Error {
+        wasmtime::format_err!(
+            "store reads of this event exceed the limit of {} bytes",
+            self.limits.max_read_bytes
+        )
+    }
+
+    /// This event's own writes (and deletions) of keys under `prefix`.
+    fn own_writes_under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a Option<Vec<u8>>)> {
         self.writes
+            .range(prefix.to_owned()..)
+            .take_while(move |(key, _)| key.starts_with(prefix))
     }
 
     fn write(&mut self, key: String, value: Option<Vec<u8>>) -> Result<()> {
@@ -69,10 +116,15 @@ impl types::Host for EventImports {}
 
 impl store::Host for EventImports {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
+        // Its own writes need no snapshot, and depend on nobody else.
         if let Some(written) = self.writes.get(&key) {
             return Ok(written.clone());
         }
-        self.env.db.get(&key).map_err(wasmtime::Error::from_anyhow)
+        self.charge_read(key.len())?;
+        let value = self.snapshot()?.get(&key).map_err(wasmtime::Error::from_anyhow)?;
+        self.charge_read(value.as_ref().map_or(0, Vec::len))?;
+        self.reads.key(&key);
+        Ok(value)
     }
 
     fn put(&mut self, key: String, value: Vec<u8>) -> Result<()> {
@@ -85,20 +137,29 @@ impl store::Host for EventImports {
 
     fn scan(&mut self, prefix: String, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
         let limit = (limit as usize).min(self.limits.max_listed);
-        let mine = self
-            .writes
-            .range(prefix.clone()..)
-            .take_while(|(key, _)| key.starts_with(&prefix));
+        self.charge_read(prefix.len())?;
         // Read past as many entries as this event deleted, then overlay.
-        let deleted = mine.clone().filter(|(_, value)| value.is_none()).count();
-        let mut entries: std::collections::BTreeMap<String, Vec<u8>> = self
-            .env
-            .db
-            .scan(&prefix, limit + deleted)
+        let deleted = self
+            .own_writes_under(&prefix)
+            .filter(|(_, value)| value.is_none())
+            .count();
+        let wanted = limit + deleted;
+        let remaining = self.limits.max_read_bytes - self.read;
+        let Some(stored) = self
+            .snapshot()?
+            .scan(&prefix, wanted, remaining)
             .map_err(wasmtime::Error::from_anyhow)?
-            .into_iter()
-            .collect();
-        for (key, value) in mine {
+        else {
+            return Err(self.over_read_limit());
+        };
+        self.charge_read(stored.iter().map(|(key, value)| key.len() + value.len()).sum())?;
+        // A scan cut short by its limit saw nothing past its last entry.
+        let through = (stored.len() == wanted)
+            .then(|| stored.last().map(|(key, _)| key.clone()))
+            .flatten();
+        self.reads.range(&prefix, through);
+        let mut entries: std::collections::BTreeMap<String, Vec<u8>> = stored.into_iter().collect();
+        for (key, value) in self.own_writes_under(&prefix) {
             match value {
                 Some(value) => entries.insert(key.clone(), value.clone()),
                 None => entries.remove(key),

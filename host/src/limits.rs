@@ -32,6 +32,11 @@ pub struct ConnectionLimits {
     pub max_addresses: usize,
     /// Timers one connection may have set.
     pub max_timers: usize,
+    /// Events one event may cause its own connection in a chain (a bounce,
+    /// a refused bind, and what those cause in turn).
+    pub max_chain: usize,
+    /// How long shutdown waits for the connections to close.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -45,6 +50,8 @@ impl Default for ConnectionLimits {
             mailbox: 256,
             max_addresses: 16,
             max_timers: 64,
+            max_chain: 64,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -65,6 +72,12 @@ pub struct SandboxLimits {
     pub max_output_bytes: usize,
     /// Bytes of keys and values one event may write to the store.
     pub max_store_write_bytes: usize,
+    /// Bytes one event may read from the store: keys asked for, keys and
+    /// values returned.
+    pub max_store_read_bytes: usize,
+    /// Times an event whose store reads went stale before it committed is
+    /// run again; past that it faults with `conflict`.
+    pub max_retries: u32,
     /// Entries one store `scan` or registry `lookup` returns at most.
     pub max_listed: usize,
 }
@@ -78,6 +91,8 @@ impl Default for SandboxLimits {
             max_outcome_bytes: 1024 * 1024,
             max_output_bytes: 16 * 1024,
             max_store_write_bytes: 1024 * 1024,
+            max_store_read_bytes: 8 * 1024 * 1024,
+            max_retries: 100,
             max_listed: 1000,
         }
     }

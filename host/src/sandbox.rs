@@ -23,7 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{Connection, Event, Handler, Outcome};
 use crate::cache::CompileCache;
-use crate::db::WriteSet;
+use crate::db::Transaction;
 use crate::fault::{Fault, FaultKind};
 use crate::imports::{Env, EventImports, ImportLimits};
 use crate::limits::SandboxLimits;
@@ -43,10 +43,11 @@ const TABLES_PER_COMPONENT: u32 = 8;
 /// the next instance reuses warm pages instead of faulting them in again.
 const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 
-/// A successful event: its outcome, and the store writes to commit with it.
+/// A successful event: its outcome, and the store transaction (what it
+/// read and wrote) to commit with it.
 pub struct Completed {
     pub outcome: Outcome,
-    pub writes: WriteSet,
+    pub transaction: Transaction,
 }
 
 /// The engine and linker every module of this server shares.
@@ -210,7 +211,7 @@ impl Sandbox {
             )),
             Ok(Ok(outcome)) => Ok(Completed {
                 outcome,
-                writes: store.into_data().imports.into_writes(),
+                transaction: store.into_data().imports.into_transaction(),
             }),
             Ok(Err(message)) => Err(fault(&store, FaultKind::HandlerError, message)),
             Err(error) => {
@@ -239,6 +240,7 @@ impl Sandbox {
             .build();
         let import_limits = ImportLimits {
             max_write_bytes: self.limits.max_store_write_bytes,
+            max_read_bytes: self.limits.max_store_read_bytes,
             max_listed: self.limits.max_listed,
         };
         let ctx = EventCtx {

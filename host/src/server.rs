@@ -43,7 +43,7 @@ impl Server {
     }
 
     /// Accepts connections until `shutdown` turns true, then tells every
-    /// session to close and waits for them.
+    /// session to close and waits for them, at most `--shutdown-timeout`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         loop {
             let (stream, peer) = tokio::select! {
@@ -73,7 +73,14 @@ impl Server {
         }
         drop(self.listener);
         // Every session holds a permit until it has closed.
-        let _all_closed = self.sessions.acquire_many(self.max_connections).await;
+        let timeout = self.service.limits.shutdown_timeout;
+        if tokio::time::timeout(timeout, self.sessions.acquire_many(self.max_connections))
+            .await
+            .is_err()
+        {
+            let open = self.max_connections as usize - self.sessions.available_permits();
+            tracing::warn!(open, ?timeout, "shutdown did not wait for every connection to close");
+        }
         Ok(())
     }
 }

@@ -4,11 +4,14 @@
 //!
 //! Events of one session run strictly one at a time, in arrival order. The
 //! reader keeps watching the socket while the event loop is busy or the
-//! peer is throttled, so a peer that leaves is always noticed.
+//! peer is throttled, so a peer that leaves is always noticed; between any
+//! two events the loop checks for a reset and for shutdown, so neither
+//! waits behind a long run of queued stanzas or self-caused events.
 
 use std::collections::VecDeque;
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -17,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::bindings::ej::handler::types::{Route, Timer};
 use crate::bindings::{Action, CloseReason, Connection, Envelope, Event};
 use crate::crash::{CrashReport, now_ms};
+use crate::db::CommitError;
 use crate::fault::{Fault, FaultKind};
 use crate::framer::{Frame, FrameError, Framer};
 use crate::limits::FaultPolicy;
@@ -40,7 +44,13 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
     let outbox = Arc::new(Outbox::new(limits.max_outbound_bytes));
     let rate = Rate::new(limits.read_rate);
     let (input_tx, input_rx) = mpsc::channel(INPUT_CHUNKS);
-    let reader = tokio::spawn(transport::read(Arc::clone(&stream), input_tx, rate.clone()));
+    let reset = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn(transport::read(
+        Arc::clone(&stream),
+        input_tx,
+        rate.clone(),
+        Arc::clone(&reset),
+    ));
     let mut writer = tokio::spawn(transport::write(Arc::clone(&stream), Arc::clone(&outbox)));
 
     let module = service.module();
@@ -62,6 +72,8 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
         outbox,
         rate,
         opened: false,
+        reset,
+        shutdown,
         service: Arc::clone(&service),
     };
     tracing::debug!(id, %peer, "connection opened");
@@ -71,14 +83,35 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
         done: false,
     };
     let mut deliveries = deliveries;
-    let ending = session.serve(input_rx, &mut deliveries, &mut reader, shutdown).await;
+    let ending = session.serve(input_rx, &mut deliveries, &mut reader).await;
     session.finish(&ending, deliveries).await;
 
-    if tokio::time::timeout(service.limits.linger, &mut writer).await.is_err() {
-        writer.abort();
-    }
+    // A lingering close: while the last bytes drain, and after the end of
+    // our side is sent, input is read and dropped until the peer closes
+    // too or `--linger` is over. Closing a socket with unread input makes
+    // the kernel reset it, and a reset throws away whatever is still queued
+    // for the peer.
     reader.stop().await;
-    let _ = socket2::SockRef::from(stream.as_ref()).shutdown(Shutdown::Both);
+    let deadline = tokio::time::Instant::now() + service.limits.linger;
+    let discarding = transport::discard_input(&stream, deadline);
+    tokio::pin!(discarding);
+    let mut discarded = false;
+    loop {
+        tokio::select! {
+            _ = &mut writer => break,
+            () = tokio::time::sleep_until(deadline) => {
+                writer.abort();
+                break;
+            }
+            () = &mut discarding, if !discarded => discarded = true,
+        }
+    }
+    let socket = socket2::SockRef::from(stream.as_ref());
+    let _ = socket.shutdown(Shutdown::Write);
+    if !discarded {
+        discarding.await;
+    }
+    let _ = socket.shutdown(Shutdown::Both);
     tracing::info!(id, %peer, reason = ending.reason.name(), "connection closed");
 }
 
@@ -105,6 +138,9 @@ struct Session {
     /// Events this connection caused itself (an undeliverable payload, a
     /// refused bind): handled before anything new.
     pending: VecDeque<Event>,
+    /// Set by the reader when the peer resets the connection.
+    reset: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Whether the event loop goes on.
@@ -150,6 +186,10 @@ impl Ending {
         Self::with_error(CloseReason::StreamError, condition, error.to_string())
     }
 
+    fn shutdown() -> Self {
+        Self::with_error(CloseReason::Shutdown, "system-shutdown", "the server is shutting down")
+    }
+
     fn slow_reader() -> Self {
         Self::with_error(
             CloseReason::StreamError,
@@ -168,8 +208,8 @@ impl Session {
         mut input: mpsc::Receiver<Input>,
         deliveries: &mut mpsc::Receiver<Delivery>,
         reader: &mut ReaderTask,
-        mut shutdown: watch::Receiver<bool>,
     ) -> Ending {
+        let mut shutdown = self.shutdown.clone();
         loop {
             let next_timer = self.timers.next();
             let flow = tokio::select! {
@@ -180,9 +220,7 @@ impl Session {
                         Ok(ReaderEnd::Gone) | Err(_) => return Ending::quietly(CloseReason::Disconnected),
                     }
                 }
-                _ = shutdown.changed() => {
-                    return Ending::with_error(CloseReason::Shutdown, "system-shutdown", "the server is shutting down");
-                }
+                _ = shutdown.changed() => return Ending::shutdown(),
                 Some(delivery) = deliveries.recv() => self.dispatch(match delivery {
                     Delivery::Routed { envelope, .. } => Event::Routed(envelope),
                     Delivery::Bounced(envelope) => Event::Undeliverable(envelope),
@@ -202,10 +240,26 @@ impl Session {
         }
     }
 
+    /// Why the session must end now, between two events, if it must: the
+    /// peer reset the connection (what it sent is dropped, not handled), or
+    /// the server is shutting down.
+    fn interrupted(&self) -> Option<Ending> {
+        if self.reset.load(Ordering::Acquire) {
+            Some(Ending::quietly(CloseReason::Disconnected))
+        } else if *self.shutdown.borrow() {
+            Some(Ending::shutdown())
+        } else {
+            None
+        }
+    }
+
     /// Frames what the peer sent and handles every complete frame.
     async fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
         self.framer.push(bytes);
         loop {
+            if let Some(ending) = self.interrupted() {
+                return Flow::End(ending);
+            }
             let event = match self.framer.next_frame() {
                 Ok(None) => return Flow::Continue,
                 Ok(Some(Frame::StreamOpen(header))) => Event::StreamOpen(header),
@@ -220,14 +274,32 @@ impl Session {
     }
 
     /// Runs one event, then the events it caused this connection itself
-    /// (an undeliverable payload, a refused bind), before anything new.
+    /// (an undeliverable payload, a refused bind), and the events those
+    /// caused in turn, before anything new: at most `--max-chain` of them,
+    /// so a handler that answers each bounce by routing again cannot keep
+    /// its connection busy forever.
     async fn dispatch(&mut self, event: Event) -> Flow {
         let mut next = Some(event);
+        let mut chained = 0;
         while let Some(event) = next {
             if let Flow::End(ending) = self.dispatch_one(event).await {
                 return Flow::End(ending);
             }
+            if let Some(ending) = self.interrupted() {
+                return Flow::End(ending);
+            }
             next = self.pending.pop_front();
+            chained += 1;
+            if next.is_some() && chained > self.service.limits.max_chain {
+                tracing::warn!(
+                    id = self.record.id,
+                    dropped = self.pending.len() + 1,
+                    limit = self.service.limits.max_chain,
+                    "self-caused events dropped: the chain of events one event caused is too long"
+                );
+                self.pending.clear();
+                break;
+            }
         }
         Flow::Continue
     }
@@ -251,31 +323,44 @@ impl Session {
     }
 
     /// Runs `event` in a fresh instance of the current module and commits
-    /// the new state; returns the actions to carry out.
+    /// its store transaction and new state; returns the actions to carry
+    /// out. An event whose store reads went stale before it could commit
+    /// had no effect anywhere yet, so it simply runs again, from the same
+    /// state, in a fresh instance, up to `--max-retries` times.
     async fn run(&mut self, event: &Event) -> Result<Vec<Action>, Fault> {
-        let current = self.service.module();
-        if !Arc::ptr_eq(&current, &self.module) {
-            self.record.module = current.info().clone();
-            self.module = current;
-        }
-        let env = &self.service.env;
-        let completed = self
-            .service
-            .sandbox
-            .handle(&self.module, &self.record, &self.state, event, env)
-            .await?;
-        if !completed.writes.is_empty() {
+        let max_retries = self.service.sandbox.limits().max_retries;
+        for retries in 0..=max_retries {
+            let current = self.service.module();
+            if !Arc::ptr_eq(&current, &self.module) {
+                self.record.module = current.info().clone();
+                self.module = current;
+            }
+            let env = &self.service.env;
+            let mut completed = self
+                .service
+                .sandbox
+                .handle(&self.module, &self.record, &self.state, event, env)
+                .await?;
+            completed.transaction.retries = retries;
             // The writes are durable before anything the event asked for
             // happens, so whoever hears of it can read them.
-            env.db.commit(completed.writes).await.map_err(|error| Fault {
-                kind: FaultKind::Store,
-                reason: format!("{error:#}"),
-                backtrace: Vec::new(),
-                output: String::new(),
-            })?;
+            match env.db.commit(completed.transaction).await {
+                Ok(()) => {
+                    self.state = completed.outcome.state;
+                    return Ok(completed.outcome.actions);
+                }
+                Err(CommitError::Conflict) => continue,
+                Err(error @ CommitError::Failed(_)) => return Err(Fault::host(FaultKind::Store, error.to_string())),
+            }
         }
-        self.state = completed.outcome.state;
-        Ok(completed.outcome.actions)
+        Err(Fault::host(
+            FaultKind::Conflict,
+            format!(
+                "what the event read from the store was changed by another commit each of the {} times it ran \
+                 (--max-retries {max_retries})",
+                max_retries + 1
+            ),
+        ))
     }
 
     /// Carries out a successful event's actions, in order.

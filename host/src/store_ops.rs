@@ -41,17 +41,19 @@ pub enum StoreReply {
 /// Runs `op` against `db`.
 pub async fn execute(db: &Db, op: &StoreOp) -> Result<StoreReply> {
     Ok(match op {
-        StoreOp::Get { key } => StoreReply::Value(db.get(key)?),
+        StoreOp::Get { key } => StoreReply::Value(db.snapshot()?.get(key)?),
         StoreOp::Put { key, value } => {
-            db.commit(WriteSet::from([(key.clone(), Some(value.as_bytes().to_vec()))]))
+            db.write(WriteSet::from([(key.clone(), Some(value.as_bytes().to_vec()))]))
                 .await?;
             StoreReply::Done
         }
         StoreOp::Delete { key } => {
-            db.commit(WriteSet::from([(key.clone(), None)])).await?;
+            db.write(WriteSet::from([(key.clone(), None)])).await?;
             StoreReply::Done
         }
-        StoreOp::List { prefix, limit } => StoreReply::Entries(db.scan(prefix, *limit)?),
+        StoreOp::List { prefix, limit } => {
+            StoreReply::Entries(db.snapshot()?.scan(prefix, *limit, usize::MAX)?.expect("no byte limit"))
+        }
     })
 }
 
@@ -123,12 +125,14 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Result<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    let digit = |byte: u8| char::from(byte).to_digit(16).ok_or_else(|| anyhow!("bad hex"));
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
         bail!("odd hex length");
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).map_err(|_| anyhow!("bad hex")))
+    bytes
+        .chunks(2)
+        .map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
         .collect()
 }
 
@@ -171,5 +175,8 @@ mod tests {
             assert_eq!(StoreReply::from_lines(&reply.to_lines()).unwrap(), reply);
         }
         assert!(StoreOp::from_command("get zz").is_err());
+        // Any bytes at all: a multi-byte character is refused, not a panic.
+        assert!(StoreOp::from_command("get é1").is_err());
+        assert!(StoreOp::from_command("get 6é").is_err());
     }
 }

@@ -3,10 +3,13 @@
 //!
 //! The reader pauses when the connection's token bucket is empty or the
 //! event loop is behind (so TCP backpressure reaches the peer), but even
-//! paused it notices the peer closing or resetting the socket.
+//! paused it notices the peer resetting the socket. A peer that only shuts
+//! down its sending side (a half-close) is not gone: everything it sent is
+//! still read and handled, and it still gets its replies.
 
 use std::io::{self, Read as _};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -25,17 +28,18 @@ pub const INPUT_CHUNKS: usize = 4;
 /// What the reader hands the event loop.
 pub enum Input {
     Data(Vec<u8>),
-    /// The peer closed its side, or the socket failed.
+    /// The peer has sent everything it will (it closed its sending side).
     Eof,
 }
 
 /// How the reader ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReaderEnd {
-    /// Its last input (end of stream) is in the channel, in order.
+    /// Its last input (end of stream) is in the channel, in order, or the
+    /// event loop no longer listens.
     Delivered,
-    /// The peer left while the reader was paused and the channel was full:
-    /// the event loop should stop without draining it.
+    /// The peer reset the connection (or the socket failed): what it sent
+    /// and was not yet handled is to be dropped, not handled.
     Gone,
 }
 
@@ -57,7 +61,16 @@ impl ReaderTask {
 /// Reads from the peer at the throttled rate into the event loop's channel.
 /// It pauses when the bucket is empty or the channel is full (so TCP
 /// backpressure reaches the peer), but even then notices the peer leaving.
-pub async fn read(stream: Arc<TcpStream>, input: mpsc::Sender<Input>, rate: Rate) -> ReaderEnd {
+/// Sets `reset` as soon as it sees the peer reset the connection.
+pub async fn read(stream: Arc<TcpStream>, input: mpsc::Sender<Input>, rate: Rate, reset: Arc<AtomicBool>) -> ReaderEnd {
+    let end = read_until_end(&stream, &input, rate).await;
+    if end == ReaderEnd::Gone {
+        reset.store(true, Ordering::Release);
+    }
+    end
+}
+
+async fn read_until_end(stream: &TcpStream, input: &mpsc::Sender<Input>, rate: Rate) -> ReaderEnd {
     let mut throttle = Throttle::new(rate);
     let mut buf = vec![0; READ_CHUNK];
     // Set when unread bytes are known to be waiting but tokio's readiness
@@ -67,26 +80,27 @@ pub async fn read(stream: Arc<TcpStream>, input: mpsc::Sender<Input>, rate: Rate
         let allowance = match throttle.allowance() {
             Ok(bytes) => bytes.min(READ_CHUNK),
             Err(wait) => {
-                if until_gone(&stream, &mut pending, tokio::time::sleep(wait))
+                if until_gone(stream, &mut pending, tokio::time::sleep(wait))
                     .await
                     .is_none()
                 {
-                    return left(&input);
+                    return ReaderEnd::Gone;
                 }
                 continue;
             }
         };
-        let permit = match until_gone(&stream, &mut pending, input.reserve()).await {
+        let permit = match until_gone(stream, &mut pending, input.reserve()).await {
             Some(Ok(permit)) => permit,
             // The event loop has ended.
             Some(Err(_)) => return ReaderEnd::Delivered,
-            None => return left(&input),
+            None => return ReaderEnd::Gone,
         };
-        match read_some(&stream, &mut buf[..allowance], &mut pending).await {
-            Ok(0) | Err(_) => {
+        match read_some(stream, &mut buf[..allowance], &mut pending).await {
+            Ok(0) => {
                 permit.send(Input::Eof);
                 return ReaderEnd::Delivered;
             }
+            Err(_) => return ReaderEnd::Gone,
             Ok(n) => {
                 throttle.consume(n);
                 permit.send(Input::Data(buf[..n].to_vec()));
@@ -95,16 +109,7 @@ pub async fn read(stream: Arc<TcpStream>, input: mpsc::Sender<Input>, rate: Rate
     }
 }
 
-/// The peer left while the reader was paused: say so in order if there is
-/// room, else out of band.
-fn left(input: &mpsc::Sender<Input>) -> ReaderEnd {
-    match input.try_send(Input::Eof) {
-        Ok(()) => ReaderEnd::Delivered,
-        Err(_) => ReaderEnd::Gone,
-    }
-}
-
-/// Runs `paused` unless the peer closes or resets the socket first.
+/// Runs `paused` unless the peer resets the socket first.
 async fn until_gone<T>(stream: &TcpStream, pending: &mut bool, paused: impl Future<Output = T>) -> Option<T> {
     tokio::select! {
         value = paused => Some(value),
@@ -112,18 +117,28 @@ async fn until_gone<T>(stream: &TcpStream, pending: &mut bool, paused: impl Futu
     }
 }
 
-/// Completes when the peer has closed or reset the connection, without
-/// reading any of the bytes waiting in the socket.
+/// Completes when the peer has reset the connection (or the socket
+/// failed), without reading any of the bytes waiting in the socket. A
+/// half-close is not the peer leaving: bytes it sent before are still to be
+/// read once the pause ends.
 async fn peer_gone(stream: &TcpStream, pending: &mut bool) {
     loop {
-        match stream.ready(Interest::READABLE).await {
-            Ok(ready) if !ready.is_read_closed() => {
+        match stream.ready(Interest::READABLE | Interest::ERROR).await {
+            Ok(ready) if ready.is_error() || (ready.is_read_closed() && ready.is_write_closed()) => return,
+            Ok(ready) if ready.is_read_closed() => {
+                // Half-closed: readable stays set from now on, so wait for
+                // an error alone (a reset) until the pause ends.
+                *pending = true;
+                let _ = stream.ready(Interest::ERROR).await;
+                return;
+            }
+            Ok(_) => {
                 // Bytes are waiting. Forget this readiness so the next wake-up
                 // is the next change on the socket: more bytes, FIN or RST.
                 *pending = true;
                 let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
             }
-            _ => return,
+            Err(_) => return,
         }
     }
 }
@@ -157,6 +172,27 @@ pub async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>) {
         }
         outbox.written(buf.len());
     }
+}
+
+/// Reads and drops whatever the peer sends until it closes its side or
+/// `deadline` passes, so that unread input does not make the kernel reset
+/// the connection (and drop the last replies still queued for the peer)
+/// when it is closed.
+pub async fn discard_input(stream: &TcpStream, deadline: tokio::time::Instant) {
+    let mut buf = vec![0; READ_CHUNK];
+    let _ = tokio::time::timeout_at(deadline, async {
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Err(error) if error.kind() != io::ErrorKind::WouldBlock => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
 }
 
 async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {

@@ -437,6 +437,11 @@ impl Client {
         drop(self);
     }
 
+    /// Another handle on the same socket, for writing from another thread.
+    pub fn clone_stream(&self) -> TcpStream {
+        self.stream.try_clone().unwrap()
+    }
+
     pub fn shutdown_write(&self) {
         self.stream.shutdown(Shutdown::Write).unwrap();
     }

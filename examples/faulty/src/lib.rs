@@ -36,18 +36,24 @@
 //! | `<get key='K'/>`                        | `<value key='K'>V</value>`, or `<value key='K'/>`  |
 //! | `<scan prefix='P'/>`                    | `<entries prefix='P'><entry key='K'>V</entry>…</entries>` |
 //! | `<put-then-panic key='K' value='V' n='N'/>` | stores V under K (and under K.1 … K.N-1), then panics |
+//! | `<increment key='K' fail-at='N'/>`      | reads the number under K (0 if absent), stores it plus one, replies `<incremented key='K' value='V'/>`; panics instead if that is N (`fail-at` is optional) |
+//! | `<claim mine='A' other='B'/>`           | if B holds `on`, replies `<claimed key='A' ok='false'/>`; else stores `on` under A, replies `<claimed key='A' ok='true'/>` |
+//! | `<move from='A' to='B'/>`               | moves the value under A to B (deleting A), replies `<moved/>` |
+//! | `<count keys='K1 K2 …'/>`               | gets each key in turn, replies `<count n='N'/>`: how many exist |
+//! | `<join prefix='P' member='M' max='N'/>` | scans P: with fewer than N entries stores P+M, replies `<joined member='M'/>`; else `<full member='M'/>` |
 //! | `<timer tag='T' ms='N' notify='A'/>`    | sets timer T to N ms, replies `<timer-set tag='T'/>`; `notify` is optional |
 //! | `<cancel-timer tag='T'/>`               | cancels T, replies `<timer-cancelled tag='T'/>`    |
 //! | `<on-close route='A' key='K' value='V'/>` | on `closed`: routes `<closed reason='R'/>` to A, stores V under K (both optional); replies `<on-close/>` |
 //! | `<stats/>`                              | `<stats count='C' routed='R' fired='F'/>`          |
+//! | `<stubborn/>`                           | from now on routes every bounced payload again and binds every refused address again; replies `<stubborn/>` |
 //!
 //! Events from the host:
 //!
 //! | event         | reply                                                        |
 //! |---------------|--------------------------------------------------------------|
 //! | routed        | `<routed from='F' to='T'>PAYLOAD</routed>`; counts in `routed` |
-//! | undeliverable | `<undeliverable to='T'>PAYLOAD</undeliverable>`              |
-//! | bind-refused  | `<bind-refused address='A'/>`                                |
+//! | undeliverable | `<undeliverable to='T'>PAYLOAD</undeliverable>`; when stubborn, routes PAYLOAD to T again instead |
+//! | bind-refused  | `<bind-refused address='A'/>`; when stubborn, binds A again instead |
 //! | timer         | `<fired tag='T'/>`, and routes the same to the timer's `notify` address; counts in `fired` |
 //! | closed        | `</stream:stream>` at the peer's end of stream; the `<on-close/>` route and write |
 
@@ -78,6 +84,9 @@ struct Faulty {
     notify: BTreeMap<String, String>,
     /// What the `closed` event does.
     on_close: OnClose,
+    /// Whether to route a bounced payload again, and bind a refused
+    /// address again, forever.
+    stubborn: bool,
 }
 
 /// What `<on-close/>` asked the `closed` event to do.
@@ -187,6 +196,54 @@ impl Handler for Faulty {
                 cx.send("<never-sent/>");
                 panic!("faulty: panic after {n} store writes");
             }
+            "increment" => {
+                let key = text(&el, "key")?;
+                let value = match store::get(key) {
+                    Some(bytes) => String::from_utf8_lossy(&bytes)
+                        .parse::<u64>()
+                        .map_err(|_| format!("faulty: {key} does not hold a number"))?,
+                    None => 0,
+                } + 1;
+                if el.attr("fail-at").is_some() && value == number::<u64>(&el, "fail-at")? {
+                    panic!("faulty: {key} would reach {value}");
+                }
+                store::put(key, value.to_string().as_bytes());
+                cx.send(format!("<incremented key='{}' value='{value}'/>", xml::escape(key)));
+            }
+            "claim" => {
+                let mine = text(&el, "mine")?;
+                let ok = store::get(text(&el, "other")?).as_deref() != Some(b"on");
+                if ok {
+                    store::put(mine, b"on");
+                }
+                cx.send(format!("<claimed key='{}' ok='{ok}'/>", xml::escape(mine)));
+            }
+            "move" => {
+                let from = text(&el, "from")?;
+                if let Some(value) = store::get(from) {
+                    store::delete(from);
+                    store::put(text(&el, "to")?, &value);
+                }
+                cx.send("<moved/>");
+            }
+            "count" => {
+                let n = text(&el, "keys")?
+                    .split(' ')
+                    .filter(|key| store::get(key).is_some())
+                    .count();
+                cx.send(format!("<count n='{n}'/>"));
+            }
+            "join" => {
+                let prefix = text(&el, "prefix")?;
+                let member = text(&el, "member")?;
+                let max: u32 = number(&el, "max")?;
+                let joined = (store::scan(prefix, max).len() as u32) < max;
+                if joined {
+                    store::put(&format!("{prefix}{member}"), b"");
+                }
+                let reply = if joined { "joined" } else { "full" };
+                cx.send(format!("<{reply} member='{}'/>", xml::escape(member)));
+            }
             "timer" => {
                 let tag = text(&el, "tag")?;
                 cx.set_timer(tag, number(&el, "ms")?);
@@ -212,6 +269,10 @@ impl Handler for Faulty {
                 };
                 cx.send("<on-close/>");
             }
+            "stubborn" => {
+                self.stubborn = true;
+                cx.send("<stubborn/>");
+            }
             "stats" => cx.send(format!(
                 "<stats count='{}' routed='{}' fired='{}'/>",
                 self.count, self.routed, self.fired
@@ -235,17 +296,25 @@ impl Handler for Faulty {
 
     fn undeliverable(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
         EVENTS.fetch_add(1, Ordering::Relaxed);
-        cx.send(format!(
-            "<undeliverable to='{}'>{}</undeliverable>",
-            xml::escape(&envelope.to),
-            envelope.payload
-        ));
+        if self.stubborn {
+            cx.route(&envelope.to, envelope.payload);
+        } else {
+            cx.send(format!(
+                "<undeliverable to='{}'>{}</undeliverable>",
+                xml::escape(&envelope.to),
+                envelope.payload
+            ));
+        }
         Ok(())
     }
 
     fn bind_refused(&mut self, cx: &mut Context, address: &str) -> Result<(), String> {
         EVENTS.fetch_add(1, Ordering::Relaxed);
-        cx.send(format!("<bind-refused address='{}'/>", xml::escape(address)));
+        if self.stubborn {
+            cx.bind(address);
+        } else {
+            cx.send(format!("<bind-refused address='{}'/>", xml::escape(address)));
+        }
         Ok(())
     }
 
