@@ -326,9 +326,12 @@ impl Session {
     /// its store transaction and new state; returns the actions to carry
     /// out. An event whose store reads went stale before it could commit
     /// had no effect anywhere yet, so it simply runs again, from the same
-    /// state, in a fresh instance, up to `--max-retries` times.
+    /// state, in a fresh instance, up to `--max-retries` times, holding the
+    /// lanes of what it read so that reruns on the same keys take turns.
     async fn run(&mut self, event: &Event) -> Result<Vec<Action>, Fault> {
         let max_retries = self.service.sandbox.limits().max_retries;
+        let db = &self.service.env.db;
+        let mut _lanes = None;
         for retries in 0..=max_retries {
             let current = self.service.module();
             if !Arc::ptr_eq(&current, &self.module) {
@@ -349,7 +352,11 @@ impl Session {
                     self.state = completed.outcome.state;
                     return Ok(completed.outcome.actions);
                 }
-                Err(CommitError::Conflict) => continue,
+                Err(CommitError::Conflict(reads)) => {
+                    // Leave the lanes held before queueing for new ones.
+                    _lanes = None;
+                    _lanes = Some(db.lanes().enter(&reads).await);
+                }
                 Err(error @ CommitError::Failed(_)) => return Err(Fault::host(FaultKind::Store, error.to_string())),
             }
         }

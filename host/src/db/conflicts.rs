@@ -43,6 +43,15 @@ impl ReadSet {
         });
     }
 
+    /// The names of the lanes (see `lanes`) of what this set read, in
+    /// order: a key's, or a scanned prefix's.
+    pub fn lane_names(&self) -> Vec<String> {
+        let keys = self.keys.iter().map(|key| format!("key {key}"));
+        let prefixes = self.ranges.iter().map(|range| format!("prefix {}", range.prefix));
+        let names: BTreeSet<String> = keys.chain(prefixes).collect();
+        names.into_iter().collect()
+    }
+
     /// Whether a write of `key` changes something this set read.
     pub fn touches(&self, key: &str) -> bool {
         self.keys.contains(key)

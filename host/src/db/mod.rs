@@ -13,6 +13,7 @@
 //! the writer, so they never conflict and never wait.
 
 mod conflicts;
+mod lanes;
 mod snapshot;
 mod writer;
 
@@ -26,6 +27,7 @@ use redb::{Database, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 pub use conflicts::ReadSet;
+pub use lanes::{Held, Lanes};
 pub use snapshot::Snapshot;
 pub use writer::WriteSet;
 
@@ -69,8 +71,9 @@ pub struct Transaction {
 #[derive(Debug)]
 pub enum CommitError {
     /// Something the transaction read was changed by a commit after its
-    /// snapshot: nothing was written; run the event again.
-    Conflict,
+    /// snapshot: nothing was written; run the event again (holding the
+    /// lanes of what it read).
+    Conflict(ReadSet),
     /// The store could not commit (a disk error, a stopped writer).
     Failed(String),
 }
@@ -78,7 +81,7 @@ pub enum CommitError {
 impl std::fmt::Display for CommitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Conflict => f.write_str("what the event read was changed by another commit"),
+            Self::Conflict(_) => f.write_str("what the event read was changed by another commit"),
             Self::Failed(error) => write!(f, "committing to the store: {error}"),
         }
     }
@@ -91,6 +94,7 @@ pub struct Db {
     database: Arc<Database>,
     writer: mpsc::Sender<writer::Commit>,
     counters: Arc<Counters>,
+    lanes: Lanes,
 }
 
 /// What the writer tells everyone else.
@@ -130,6 +134,7 @@ impl Db {
             database,
             writer: sender,
             counters,
+            lanes: Lanes::default(),
         })
     }
 
@@ -157,6 +162,11 @@ impl Db {
             .await
             .map_err(|_| stopped())?;
         committed.await.map_err(|_| stopped())?
+    }
+
+    /// Where reruns of events that lost a race take turns.
+    pub fn lanes(&self) -> &Lanes {
+        &self.lanes
     }
 
     /// Transactions refused as conflicting since the store was opened.

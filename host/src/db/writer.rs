@@ -56,17 +56,18 @@ impl Writer {
 
     /// Validates each transaction against the history (which holds this
     /// batch's accepted ones too, as they are accepted), then commits the
-    /// accepted ones in one transaction.
+    /// accepted ones in one transaction. The refused ones hear of it only
+    /// once that commit is visible, so that their reruns read what beat
+    /// them instead of losing again to a commit still on its way to disk.
     fn commit_batch(&mut self, mut batch: Vec<Commit>) {
         // The most-retried first (the sort is stable: otherwise in order).
         batch.sort_by_key(|commit| std::cmp::Reverse(commit.transaction.retries));
         let first = self.counters.committed.load(Ordering::Relaxed) + 1;
         let mut next = first;
-        let mut accepted = Vec::with_capacity(batch.len());
+        let (mut accepted, mut refused) = (Vec::with_capacity(batch.len()), Vec::new());
         for commit in batch {
             if self.history.conflicts(&commit.transaction) {
-                self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                let _ = commit.done.send(Err(CommitError::Conflict));
+                refused.push(commit);
                 continue;
             }
             self.history
@@ -74,13 +75,26 @@ impl Writer {
             next += 1;
             accepted.push(commit);
         }
+        self.commit_accepted(first, accepted);
+        self.counters
+            .conflicts
+            .fetch_add(refused.len() as u64, Ordering::Relaxed);
+        for commit in refused {
+            let _ = commit.done.send(Err(CommitError::Conflict(commit.transaction.reads)));
+        }
+    }
+
+    /// Writes the accepted transactions of a batch, numbered from `first`
+    /// on, and publishes them, or forgets them if the write fails.
+    fn commit_accepted(&mut self, first: u64, accepted: Vec<Commit>) {
         if accepted.is_empty() {
             return;
         }
         let result = write(&self.database, accepted.iter().map(|commit| &commit.transaction.writes));
         match &result {
             Ok(()) => {
-                self.counters.committed.store(next - 1, Ordering::Release);
+                let last = first + accepted.len() as u64 - 1;
+                self.counters.committed.store(last, Ordering::Release);
                 self.history.trim();
             }
             Err(_) => self.history.undo_from(first),
