@@ -208,8 +208,27 @@ fn under_the_skip_policy_faulted_events_are_discarded_and_the_connection_stays()
     );
 
     client.send("<ping/>");
-    client.expect("<ping xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'/>");
+    client.expect("<ping xmlns='jabber:client'/>");
     client.send("</stream:stream>");
     assert!(client.read_to_end().ends_with("</stream:stream>"));
     assert_eq!(server.wait_for_close(id)["reason"], "stream-end");
+}
+
+#[test]
+fn guest_controlled_text_cannot_forge_log_lines() {
+    // An address holding a newline and what looks like a log line, logged
+    // when the bind is refused: the text log keeps it on one line, escaped.
+    let server = Server::start("faulty", &["--log-format", "text", "--max-addresses", "0"]);
+    let mut client = server.open();
+    let forged = "2026-01-01T00:00:00.000000Z  INFO ej: forged line";
+    client.send(&format!("<bind address='evil&#10;{forged}'/>"));
+    client.read_until("<binding ");
+    let logged = common::wait_until(|| {
+        let lines = server.text_log();
+        lines.iter().any(|line| line.contains("bind refused")).then_some(lines)
+    });
+    let refused = logged.iter().find(|line| line.contains("bind refused")).unwrap();
+    assert!(refused.contains(r#"address="evil\n2026"#), "{refused}");
+    assert!(!logged.iter().any(|line| line.starts_with(forged)), "{logged:#?}");
+    assert!(!logged.iter().any(|line| line.contains('\u{1b}')), "no colours into a pipe: {logged:#?}");
 }

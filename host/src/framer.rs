@@ -25,8 +25,10 @@ pub enum Frame {
     /// declaration before it is not included).
     StreamOpen(String),
     /// One complete top-level element inside the stream, as the peer sent it
-    /// except that the stream header's namespace declarations that its root
-    /// does not redeclare are inserted after the root element's name.
+    /// except that the stream header's namespace declarations that it needs
+    /// (the default namespace, and each prefix it uses) and its root does
+    /// not redeclare are inserted after the root element's name. Those count
+    /// against the size limit too.
     Stanza(String),
     /// The peer's end tag of the stream element (`</stream:stream>`).
     StreamEnd,
@@ -492,11 +494,15 @@ impl Framer {
         Ok(Frame::StreamOpen(text.to_owned()))
     }
 
-    /// Validates a stanza and gives it the stream's namespaces.
+    /// Validates a stanza and gives it the stream's namespaces it needs.
     fn finish_stanza(&mut self) -> Result<Frame, FrameError> {
         let text = frame_str(&self.buf[self.start..self.pos])?;
-        validate_stanza(text)?;
-        Ok(Frame::Stanza(with_namespaces(text, &self.header.namespaces)))
+        let prefixes = validate_stanza(text)?;
+        let stanza = with_namespaces(text, &self.header.namespaces, &prefixes);
+        if stanza.len() > self.max {
+            return Err(FrameError::TooLarge { limit: self.max });
+        }
+        Ok(Frame::Stanza(stanza))
     }
 
     /// Checks that a stream-level end tag closes the stream, and ends it.
@@ -556,19 +562,29 @@ fn check_decl(text: &str) -> Result<(), FrameError> {
 }
 
 /// Checks a complete stanza with quick-xml: matching end tags, well-formed
-/// attributes, known entity and character references.
-fn validate_stanza(text: &str) -> Result<(), FrameError> {
+/// attributes, known entity and character references. Returns the
+/// namespace prefixes its element and attribute names use.
+fn validate_stanza(text: &str) -> Result<HashSet<String>, FrameError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().enable_all_checks(true);
+    let mut prefixes = HashSet::new();
     loop {
         match reader.read_event().map_err(not_well_formed)? {
-            Event::Start(tag) | Event::Empty(tag) => check_attributes(&tag)?,
+            Event::Start(tag) | Event::Empty(tag) => {
+                check_attributes(&tag)?;
+                let attributes = tag.attributes().flatten().map(|attribute| attribute.key.prefix());
+                for prefix in std::iter::once(tag.name().prefix()).chain(attributes).flatten() {
+                    if !prefixes.contains(prefix.into_inner()) {
+                        prefixes.insert(prefix.into_inner().to_owned());
+                    }
+                }
+            }
             Event::GeneralRef(reference) => check_reference(&reference)?,
             Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::End(_) => {}
             Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {
                 return Err(restricted("declarations are not allowed in stanzas"));
             }
-            Event::Eof => return Ok(()),
+            Event::Eof => return Ok(prefixes),
         }
     }
 }
@@ -603,8 +619,11 @@ fn check_reference(reference: &BytesRef<'_>) -> Result<(), FrameError> {
 }
 
 /// Inserts after the root element's name each of the stream's namespace
-/// declarations that the root start tag does not itself declare.
-fn with_namespaces(stanza: &str, namespaces: &[NsDecl]) -> String {
+/// declarations that the stanza needs — the default namespace, and those of
+/// the `prefixes` it uses — and that the root start tag does not itself
+/// declare. Copying every declaration into every stanza would let a header
+/// full of them multiply each small stanza a thousandfold.
+fn with_namespaces(stanza: &str, namespaces: &[NsDecl], prefixes: &HashSet<String>) -> String {
     let name_end = stanza
         .find(|c| is_space_char(c) || c == '/' || c == '>')
         .unwrap_or(stanza.len());
@@ -613,7 +632,14 @@ fn with_namespaces(stanza: &str, namespaces: &[NsDecl]) -> String {
         .map(|(key, _, _)| key)
         .filter(|key| is_namespace_decl(key))
         .collect();
-    let inserted = namespaces.iter().filter(|decl| !declared.contains(decl.key.as_str()));
+    let needed = |decl: &&NsDecl| match decl.key.strip_prefix("xmlns:") {
+        Some(prefix) => prefixes.contains(prefix),
+        None => true,
+    };
+    let inserted = namespaces
+        .iter()
+        .filter(needed)
+        .filter(|decl| !declared.contains(decl.key.as_str()));
     let extra: usize = inserted.clone().map(|decl| decl.attr.len() + 1).sum();
     let mut out = String::with_capacity(stanza.len() + extra);
     out.push_str(head);
@@ -695,7 +721,8 @@ mod tests {
 
     const HEADER: &str = "<stream:stream xmlns='jabber:client' \
         xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version=\"1.0\">";
-    const NS: &str = "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'";
+    /// What a stanza that uses no prefix inherits from `HEADER`.
+    const NS: &str = "xmlns='jabber:client'";
 
     /// Pushes `input` in pieces of `chunk` bytes, draining after each push.
     fn feed(framer: &mut Framer, input: &[u8], chunk: usize) -> Result<Vec<Frame>, FrameError> {
@@ -868,10 +895,7 @@ mod tests {
         assert_eq!(framer.next_frame(), Ok(Some(open(second))));
         assert_eq!(
             framer.next_frame(),
-            Ok(Some(stanza(
-                "<iq xmlns='jabber:server' \
-                 xmlns:stream='http://etherx.jabber.org/streams' id='1'/>"
-            )))
+            Ok(Some(stanza("<iq xmlns='jabber:server' id='1'/>")))
         );
         assert_eq!(framer.next_frame(), Ok(None));
     }
@@ -901,10 +925,7 @@ mod tests {
             frames_of(&input, 1024),
             Ok(vec![
                 open(header),
-                stanza(
-                    "<message xmlns=\"jabber:client\" \
-                     xmlns:stream='http://etherx.jabber.org/streams' to='a'/>"
-                ),
+                stanza("<message xmlns=\"jabber:client\" to='a'/>"),
             ])
         );
     }
@@ -912,14 +933,58 @@ mod tests {
     #[test]
     fn redeclared_namespace_is_not_inserted() {
         let input = format!("{HEADER}<message xmlns = 'jabber:server' to='a'>x</message>");
-        let expected = "<message xmlns:stream='http://etherx.jabber.org/streams' \
-            xmlns = 'jabber:server' to='a'>x</message>";
+        let expected = "<message xmlns = 'jabber:server' to='a'>x</message>";
         assert_eq!(frames_of(&input, 1024), Ok(vec![open(HEADER), stanza(expected)]));
         let both = "<m xmlns='a' xmlns:stream='b'/>";
         assert_eq!(
             frames_of(&format!("{HEADER}{both}"), 1024),
             Ok(vec![open(HEADER), stanza(both)])
         );
+    }
+
+    #[test]
+    fn only_the_default_namespace_and_used_prefixes_are_inserted() {
+        let input = format!(
+            "{HEADER}<stream:features><x/></stream:features><a/><b xmlns:p='urn:p' p:c='1'/>"
+        );
+        assert_eq!(
+            frames_of(&input, 1024),
+            Ok(vec![
+                open(HEADER),
+                stanza(
+                    "<stream:features xmlns='jabber:client' \
+                     xmlns:stream='http://etherx.jabber.org/streams'><x/></stream:features>"
+                ),
+                stanza("<a xmlns='jabber:client'/>"),
+                stanza("<b xmlns='jabber:client' xmlns:p='urn:p' p:c='1'/>"),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_header_full_of_declarations_does_not_amplify_stanzas() {
+        // 100 declarations of ~600 bytes each: `<a/>` stays `<a/>`, and a
+        // stanza that uses one gets that one, within the size limit.
+        let decls: String = (0..100)
+            .map(|i| format!(" xmlns:p{i}='urn:{}'", "x".repeat(600)))
+            .collect();
+        let header = format!("<s{decls}>");
+        let max = header.len();
+        let input = format!("{header}{}", "<a/>".repeat(200));
+        let frames = frames_of(&input, max).unwrap();
+        assert_eq!(frames.len(), 201);
+        assert!(frames[1..].iter().all(|frame| *frame == stanza("<a/>")));
+        let used = format!("{header}<p7:a/>");
+        let frames = frames_of(&used, max).unwrap();
+        assert_eq!(frames[1], stanza(&format!("<p7:a xmlns:p7='urn:{}'/>", "x".repeat(600))));
+        // What the guest would receive counts against the limit: a stanza
+        // that fits as sent, but not with the declaration it inherits.
+        let header = format!("<s xmlns:p='urn:{}'>", "x".repeat(600));
+        let max = header.len();
+        let body = format!("<p:a>{}</p:a>", "t".repeat(max - 20));
+        assert!(body.len() <= max);
+        let input = format!("{header}{body}");
+        assert_eq!(frames_of(&input, max), Err(FrameError::TooLarge { limit: max }));
     }
 
     #[test]
@@ -1046,7 +1111,7 @@ mod tests {
     fn stanza_too_large() {
         let body = format!("<m a='{}'>{}<x/></m>", "v".repeat(50), "t".repeat(200));
         let input = format!("{HEADER}{body}");
-        let fits = body.len().max(HEADER.len());
+        let fits = (body.len() + NS.len() + 1).max(HEADER.len());
         for chunk in [1, 7, input.len()] {
             let result = feed(&mut Framer::new(fits), input.as_bytes(), chunk);
             assert_eq!(result.map(|frames| frames.len()), Ok(2), "chunks of {chunk}");

@@ -413,7 +413,8 @@ impl Session {
         }
         let limit = self.service.limits.max_addresses;
         if self.addresses.len() >= limit {
-            tracing::warn!(id = self.record.id, %address, limit, "bind refused: the connection holds as many addresses as it may");
+            // Guest-controlled text is logged escaped (`?`): no forged lines.
+            tracing::warn!(id = self.record.id, ?address, limit, "bind refused: the connection holds as many addresses as it may");
         } else if self.service.env.registry.bind(&address, &self.holder) {
             self.addresses.push(address);
             return;
@@ -537,7 +538,7 @@ impl Session {
             peer = %self.record.peer,
             event = event.kind(),
             kind = ?fault.kind,
-            reason = %fault.reason,
+            reason = ?fault.reason,
             "handler fault"
         );
         self.service.crash_log.write(&CrashReport {

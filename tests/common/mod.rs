@@ -167,7 +167,10 @@ impl Server {
             None => scratch.path("data"),
         };
         let mut command = ej();
-        command.args(["serve", "--log-format", "json", "--module"]).arg(module);
+        command.arg("serve").arg("--module").arg(module);
+        if !has("--log-format") {
+            command.args(["--log-format", "json"]);
+        }
         if !has("--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
@@ -195,10 +198,13 @@ impl Server {
         let sink = Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                match serde_json::from_str(&line) {
-                    Ok(value) => sink.lock().unwrap().push(value),
-                    Err(_) => eprintln!("ej: {line}"),
-                }
+                // Lines that are not JSON (a text log, a panic) are kept as
+                // JSON strings, and shown.
+                let value = serde_json::from_str(&line).unwrap_or_else(|_| {
+                    eprintln!("ej: {line}");
+                    serde_json::Value::String(line)
+                });
+                sink.lock().unwrap().push(value);
             }
         });
 
@@ -238,6 +244,13 @@ impl Server {
         let mut client = self.connect();
         client.open();
         client
+    }
+
+    /// The log lines written so far that are not JSON (with
+    /// `--log-format text`, every line).
+    pub fn text_log(&self) -> Vec<String> {
+        let logs = self.logs.lock().unwrap();
+        logs.iter().filter_map(|line| line.as_str().map(str::to_owned)).collect()
     }
 
     /// The crash reports written so far.
