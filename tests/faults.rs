@@ -230,5 +230,8 @@ fn guest_controlled_text_cannot_forge_log_lines() {
     let refused = logged.iter().find(|line| line.contains("bind refused")).unwrap();
     assert!(refused.contains(r#"address="evil\n2026"#), "{refused}");
     assert!(!logged.iter().any(|line| line.starts_with(forged)), "{logged:#?}");
-    assert!(!logged.iter().any(|line| line.contains('\u{1b}')), "no colours into a pipe: {logged:#?}");
+    assert!(
+        !logged.iter().any(|line| line.contains('\u{1b}')),
+        "no colours into a pipe: {logged:#?}"
+    );
 }

@@ -44,9 +44,7 @@ fn time_round_trip(client: &mut Client, text: &str) -> Duration {
 fn ping_promptly(client: &mut Client, n: usize) {
     let started = Instant::now();
     client.send(&format!("<ping n='{n}'/>"));
-    client.read_until(&format!(
-        "<ping xmlns='jabber:client' n='{n}'/>"
-    ));
+    client.read_until(&format!("<ping xmlns='jabber:client' n='{n}'/>"));
     let elapsed = started.elapsed();
     assert!(elapsed < PROMPT, "ping {n} took {elapsed:?}");
 }

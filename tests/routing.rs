@@ -418,10 +418,7 @@ fn routed_payloads_and_the_targets_own_stanzas_keep_their_order() {
     }
     routing.join().unwrap();
 
-    let last_own = format!(
-        "<own xmlns='jabber:client' i='{}'/>",
-        N - 1
-    );
+    let last_own = format!("<own xmlns='jabber:client' i='{}'/>", N - 1);
     let last_routed = format!("<n i='{}'/></routed>", N - 1);
     let mut text = String::new();
     let deadline = Instant::now() + PATIENCE;
@@ -574,4 +571,21 @@ fn a_handler_that_reroutes_every_bounce_is_stopped_and_its_connection_stays_live
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_reset_from_a_timer_while_a_stanza_is_half_read_takes_effect_after_it() {
+    let server = Server::start("faulty", &[]);
+    let mut client = server.open();
+    client.send("<timer tag='r' ms='100' reset='yes'/>");
+    client.expect("<timer-set tag='r'/>");
+    client.send("<half><bo");
+    client.expect("<fired tag='r'/>");
+    // The stanza in progress still belongs to the old stream…
+    client.send("dy/></half>");
+    client.expect("<half xmlns='jabber:client'><body/></half>");
+    // …and the stream restarts after it.
+    assert!(client.open().contains("<stream:stream"));
+    sync(&mut client);
+    assert!(server.crashes().is_empty());
 }

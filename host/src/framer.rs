@@ -88,6 +88,9 @@ pub struct Framer {
     depth: usize,
     /// What the stream header declared (empty before the header).
     header: Header,
+    /// A reset asked for while a frame was half-read, to apply once that
+    /// frame is complete.
+    reset_pending: bool,
     /// Bytes examined by the lexer, so tests can check it never rescans.
     #[cfg(test)]
     examined: usize,
@@ -231,6 +234,7 @@ impl Framer {
             lex: Lex::Idle,
             depth: 0,
             header: Header::default(),
+            reset_pending: false,
             #[cfg(test)]
             examined: 0,
         }
@@ -263,7 +267,21 @@ impl Framer {
     /// Restarts the stream: what follows must be a new (optional XML
     /// declaration and) stream header, as after SASL in XMPP. Bytes already
     /// pushed but not yet framed are kept and framed under the new stream.
+    ///
+    /// The restart happens at a frame boundary: asked for while a frame is
+    /// half-read (from a timer or a routed event, between two reads of a
+    /// stanza), it takes effect once that frame is complete, and the frame
+    /// itself still belongs to the old stream.
     pub fn reset(&mut self) {
+        if self.lex == Lex::Idle {
+            self.restart();
+        } else {
+            self.reset_pending = true;
+        }
+    }
+
+    fn restart(&mut self) {
+        self.reset_pending = false;
         self.pos = self.start;
         self.phase = Phase::BeforeDecl;
         self.lex = Lex::Idle;
@@ -483,6 +501,9 @@ impl Framer {
         };
         self.start = self.pos;
         self.lex = Lex::Idle;
+        if self.reset_pending && self.phase != Phase::Ended {
+            self.restart();
+        }
         Ok(frame)
     }
 
@@ -901,13 +922,32 @@ mod tests {
     }
 
     #[test]
-    fn reset_after_a_partial_frame_rescans_it() {
+    fn a_reset_right_after_a_frame_frames_what_follows_as_a_new_stream() {
+        // As in a session: the stanza's event asks for the reset as soon as
+        // the stanza is framed, before the bytes after it are scanned.
         let mut framer = Framer::new(1024);
         framer.push(format!("{HEADER}<success/><stream:str").as_bytes());
-        assert_eq!(drain(&mut framer).map(|frames| frames.len()), Ok(2));
+        assert_eq!(framer.next_frame(), Ok(Some(open(HEADER))));
+        assert_eq!(framer.next_frame(), Ok(Some(Frame::Stanza(format!("<success {NS}/>")))));
         framer.reset();
         framer.push(b"eam>");
         assert_eq!(framer.next_frame(), Ok(Some(open("<stream:stream>"))));
+    }
+
+    #[test]
+    fn a_reset_while_a_stanza_is_half_read_waits_for_its_end() {
+        let mut framer = Framer::new(1024);
+        framer.push(format!("{HEADER}<message><bo").as_bytes());
+        assert_eq!(drain(&mut framer).map(|frames| frames.len()), Ok(1));
+        framer.reset();
+        framer.push(b"dy/></message><stream:stream>");
+        assert_eq!(
+            drain(&mut framer),
+            Ok(vec![
+                stanza(&format!("<message {NS}><body/></message>")),
+                open("<stream:stream>")
+            ])
+        );
     }
 
     #[test]
@@ -923,10 +963,7 @@ mod tests {
         let input = format!("{header}<message to='a'/>");
         assert_eq!(
             frames_of(&input, 1024),
-            Ok(vec![
-                open(header),
-                stanza("<message xmlns=\"jabber:client\" to='a'/>"),
-            ])
+            Ok(vec![open(header), stanza("<message xmlns=\"jabber:client\" to='a'/>"),])
         );
     }
 
@@ -944,9 +981,7 @@ mod tests {
 
     #[test]
     fn only_the_default_namespace_and_used_prefixes_are_inserted() {
-        let input = format!(
-            "{HEADER}<stream:features><x/></stream:features><a/><b xmlns:p='urn:p' p:c='1'/>"
-        );
+        let input = format!("{HEADER}<stream:features><x/></stream:features><a/><b xmlns:p='urn:p' p:c='1'/>");
         assert_eq!(
             frames_of(&input, 1024),
             Ok(vec![
@@ -976,7 +1011,10 @@ mod tests {
         assert!(frames[1..].iter().all(|frame| *frame == stanza("<a/>")));
         let used = format!("{header}<p7:a/>");
         let frames = frames_of(&used, max).unwrap();
-        assert_eq!(frames[1], stanza(&format!("<p7:a xmlns:p7='urn:{}'/>", "x".repeat(600))));
+        assert_eq!(
+            frames[1],
+            stanza(&format!("<p7:a xmlns:p7='urn:{}'/>", "x".repeat(600)))
+        );
         // What the guest would receive counts against the limit: a stanza
         // that fits as sent, but not with the declaration it inherits.
         let header = format!("<s xmlns:p='urn:{}'>", "x".repeat(600));

@@ -414,7 +414,12 @@ impl Session {
         let limit = self.service.limits.max_addresses;
         if self.addresses.len() >= limit {
             // Guest-controlled text is logged escaped (`?`): no forged lines.
-            tracing::warn!(id = self.record.id, ?address, limit, "bind refused: the connection holds as many addresses as it may");
+            tracing::warn!(
+                id = self.record.id,
+                ?address,
+                limit,
+                "bind refused: the connection holds as many addresses as it may"
+            );
         } else if self.service.env.registry.bind(&address, &self.holder) {
             self.addresses.push(address);
             return;

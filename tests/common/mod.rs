@@ -250,7 +250,9 @@ impl Server {
     /// `--log-format text`, every line).
     pub fn text_log(&self) -> Vec<String> {
         let logs = self.logs.lock().unwrap();
-        logs.iter().filter_map(|line| line.as_str().map(str::to_owned)).collect()
+        logs.iter()
+            .filter_map(|line| line.as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The crash reports written so far.

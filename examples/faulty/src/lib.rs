@@ -41,7 +41,7 @@
 //! | `<move from='A' to='B'/>`               | moves the value under A to B (deleting A), replies `<moved/>` |
 //! | `<count keys='K1 K2 …'/>`               | gets each key in turn, replies `<count n='N'/>`: how many exist |
 //! | `<join prefix='P' member='M' max='N'/>` | scans P: with fewer than N entries stores P+M, replies `<joined member='M'/>`; else `<full member='M'/>` |
-//! | `<timer tag='T' ms='N' notify='A'/>`    | sets timer T to N ms, replies `<timer-set tag='T'/>`; `notify` is optional |
+//! | `<timer tag='T' ms='N' notify='A' reset='yes'/>` | sets timer T to N ms, replies `<timer-set tag='T'/>`; `notify` and `reset` are optional |
 //! | `<cancel-timer tag='T'/>`               | cancels T, replies `<timer-cancelled tag='T'/>`    |
 //! | `<on-close route='A' key='K' value='V'/>` | on `closed`: routes `<closed reason='R'/>` to A, stores V under K (both optional); replies `<on-close/>` |
 //! | `<stats/>`                              | `<stats count='C' routed='R' fired='F'/>`          |
@@ -54,10 +54,10 @@
 //! | routed        | `<routed from='F' to='T'>PAYLOAD</routed>`; counts in `routed` |
 //! | undeliverable | `<undeliverable to='T'>PAYLOAD</undeliverable>`; when stubborn, routes PAYLOAD to T again instead |
 //! | bind-refused  | `<bind-refused address='A'/>`; when stubborn, binds A again instead |
-//! | timer         | `<fired tag='T'/>`, and routes the same to the timer's `notify` address; counts in `fired` |
+//! | timer         | `<fired tag='T'/>`, and routes the same to the timer's `notify` address; counts in `fired`; with `reset`, then restarts the stream |
 //! | closed        | `</stream:stream>` at the peer's end of stream; the `<on-close/>` route and write |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +82,8 @@ struct Faulty {
     fired: u64,
     /// Timer tag → the address told when it fires.
     notify: BTreeMap<String, String>,
+    /// Timer tags that restart the stream when they fire.
+    resets: BTreeSet<String>,
     /// What the `closed` event does.
     on_close: OnClose,
     /// Whether to route a bounced payload again, and bind a refused
@@ -251,6 +253,10 @@ impl Handler for Faulty {
                     Some(address) => self.notify.insert(tag.to_owned(), address.to_owned()),
                     None => self.notify.remove(tag),
                 };
+                match el.attr("reset") {
+                    Some(_) => self.resets.insert(tag.to_owned()),
+                    None => self.resets.remove(tag),
+                };
                 cx.send(format!("<timer-set tag='{}'/>", xml::escape(tag)));
             }
             "cancel-timer" => {
@@ -326,6 +332,9 @@ impl Handler for Faulty {
             cx.route(address, fired.clone());
         }
         cx.send(fired);
+        if self.resets.remove(tag) {
+            cx.reset_stream();
+        }
         Ok(())
     }
 
