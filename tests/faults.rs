@@ -235,3 +235,43 @@ fn guest_controlled_text_cannot_forge_log_lines() {
         "no colours into a pipe: {logged:#?}"
     );
 }
+
+#[test]
+fn an_outcome_of_too_many_actions_faults_however_small_they_are() {
+    let server = Server::start("faulty", &["--on-fault", "skip", "--max-actions", "100"]);
+    let mut client = server.open();
+    client.send("<many n='100'/>");
+    client.expect("<many/>");
+    client.send("<many n='200000'/><probe/>");
+    client.read_until("<probe ");
+    let crashes = server.wait_for_crashes(1);
+    assert_eq!(crashes[0]["kind"], "outcome-too-large", "{crashes:#?}");
+    assert!(
+        crashes[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("200000 actions exceeds the limit of 100 actions"),
+        "{crashes:#?}"
+    );
+}
+
+#[test]
+fn a_flood_of_refused_connections_writes_a_line_a_second() {
+    let server = Server::start("echo", &["--max-connections", "1"]);
+    let _only = server.open();
+    let started = std::time::Instant::now();
+    for _ in 0..500 {
+        let mut refused = Client::connect(server.addr);
+        let _ = refused.try_read_until("never", std::time::Duration::from_secs(1));
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    let message = "connection refused: too many connections";
+    let lines = common::wait_until(|| {
+        let lines = server.logs_of(message);
+        (!lines.is_empty()).then_some(lines)
+    });
+    assert!(lines.len() <= seconds + 2, "{} lines in {seconds} s", lines.len());
+    if let Some(later) = lines.get(1) {
+        assert!(later["suppressed"].as_u64().unwrap() > 0, "{later}");
+    }
+}

@@ -136,6 +136,9 @@ pub struct LimitArgs {
     /// Size of one event's returned state plus its actions.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_outcome_bytes: usize,
+    /// Actions one event may return (each send, route, bind, timer…).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_actions: usize,
     /// Guest stdout and stderr kept per event for crash reports.
     #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
     pub max_output_bytes: usize,
@@ -237,6 +240,7 @@ impl LimitArgs {
             max_memory_bytes: self.max_memory,
             event_timeout: self.event_timeout,
             max_outcome_bytes: self.max_outcome_bytes,
+            max_actions: self.max_actions,
             max_output_bytes: self.max_output_bytes,
             max_store_write_bytes: self.max_store_write_bytes,
             max_store_read_bytes: self.max_store_read_bytes,

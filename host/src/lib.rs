@@ -26,4 +26,5 @@ pub mod store_ops;
 pub mod throttle;
 pub mod timers;
 pub mod transport;
+pub mod warning;
 pub mod watch;

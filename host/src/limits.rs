@@ -68,6 +68,8 @@ pub struct SandboxLimits {
     pub event_timeout: Duration,
     /// Size of the returned state plus every action's payload, in bytes.
     pub max_outcome_bytes: usize,
+    /// Actions one outcome may hold, whatever their size.
+    pub max_actions: usize,
     /// Guest stdout and stderr kept per event (for crash reports), in bytes.
     pub max_output_bytes: usize,
     /// Bytes of keys and values one event may write to the store.
@@ -89,6 +91,7 @@ impl Default for SandboxLimits {
             max_memory_bytes: 64 * 1024 * 1024,
             event_timeout: Duration::from_millis(100),
             max_outcome_bytes: 1024 * 1024,
+            max_actions: 4096,
             max_output_bytes: 16 * 1024,
             max_store_write_bytes: 1024 * 1024,
             max_store_read_bytes: 8 * 1024 * 1024,

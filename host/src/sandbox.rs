@@ -209,6 +209,15 @@ impl Sandbox {
                     self.limits.max_outcome_bytes
                 ),
             )),
+            Ok(Ok(outcome)) if outcome.actions.len() > self.limits.max_actions => Err(fault(
+                &store,
+                FaultKind::OutcomeTooLarge,
+                format!(
+                    "outcome of {} actions exceeds the limit of {} actions",
+                    outcome.actions.len(),
+                    self.limits.max_actions
+                ),
+            )),
             Ok(Ok(outcome)) => Ok(Completed {
                 outcome,
                 transaction: store.into_data().imports.into_transaction(),

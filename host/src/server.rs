@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::service::Service;
 use crate::session;
+use crate::warning::Warning;
 
 /// Connection ids, unique across the listeners of one process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -60,7 +61,10 @@ impl Server {
                 _ = shutdown.changed() => break,
             };
             let Ok(permit) = Arc::clone(&self.sessions).try_acquire_owned() else {
-                tracing::warn!(%peer, limit = self.max_connections, "connection refused: too many connections");
+                static REFUSED: Warning = Warning::new();
+                if let Some(suppressed) = REFUSED.due() {
+                    tracing::warn!(%peer, limit = self.max_connections, suppressed, "connection refused: too many connections");
+                }
                 continue;
             };
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

@@ -31,6 +31,7 @@ use crate::service::Service;
 use crate::throttle::Rate;
 use crate::timers::Timers;
 use crate::transport::{self, INPUT_CHUNKS, Input, ReaderEnd, ReaderTask};
+use crate::warning::Warning;
 
 /// Serves one accepted connection until it closes.
 pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
@@ -291,12 +292,16 @@ impl Session {
             next = self.pending.pop_front();
             chained += 1;
             if next.is_some() && chained > self.service.limits.max_chain {
-                tracing::warn!(
-                    id = self.record.id,
-                    dropped = self.pending.len() + 1,
-                    limit = self.service.limits.max_chain,
-                    "self-caused events dropped: the chain of events one event caused is too long"
-                );
+                static CHAIN: Warning = Warning::new();
+                if let Some(suppressed) = CHAIN.due() {
+                    tracing::warn!(
+                        id = self.record.id,
+                        dropped = self.pending.len() + 1,
+                        limit = self.service.limits.max_chain,
+                        suppressed,
+                        "self-caused events dropped: the chain of events one event caused is too long"
+                    );
+                }
                 self.pending.clear();
                 break;
             }
@@ -393,10 +398,14 @@ impl Session {
                 Action::Unbind(address) => self.unbind(&address),
                 Action::Route(route) => self.route(route),
                 Action::SetTimer(Timer { tag, after_ms }) => {
-                    if self.timers.set(tag, Duration::from_millis(after_ms.into())).is_err() {
+                    static REFUSED: Warning = Warning::new();
+                    if self.timers.set(tag, Duration::from_millis(after_ms.into())).is_err()
+                        && let Some(suppressed) = REFUSED.due()
+                    {
                         tracing::warn!(
                             id = self.record.id,
                             limit = self.service.limits.max_timers,
+                            suppressed,
                             "timer not set: the connection has as many timers as it may"
                         );
                     }
@@ -413,13 +422,17 @@ impl Session {
         }
         let limit = self.service.limits.max_addresses;
         if self.addresses.len() >= limit {
-            // Guest-controlled text is logged escaped (`?`): no forged lines.
-            tracing::warn!(
-                id = self.record.id,
-                ?address,
-                limit,
-                "bind refused: the connection holds as many addresses as it may"
-            );
+            static REFUSED: Warning = Warning::new();
+            if let Some(suppressed) = REFUSED.due() {
+                // Guest-controlled text is logged escaped (`?`): no forged lines.
+                tracing::warn!(
+                    id = self.record.id,
+                    ?address,
+                    limit,
+                    suppressed,
+                    "bind refused: the connection holds as many addresses as it may"
+                );
+            }
         } else if self.service.env.registry.bind(&address, &self.holder) {
             self.addresses.push(address);
             return;
@@ -463,11 +476,15 @@ impl Session {
         if self.pending.len() < self.service.limits.mailbox {
             self.pending.push_back(event);
         } else {
-            tracing::warn!(
-                id = self.record.id,
-                event = event.kind(),
-                "event dropped: too many pending"
-            );
+            static DROPPED: Warning = Warning::new();
+            if let Some(suppressed) = DROPPED.due() {
+                tracing::warn!(
+                    id = self.record.id,
+                    event = event.kind(),
+                    suppressed,
+                    "event dropped: too many pending"
+                );
+            }
         }
     }
 
@@ -507,11 +524,14 @@ impl Session {
         }
         deliveries.close();
         while let Ok(delivery) = deliveries.try_recv() {
+            static LOST: Warning = Warning::new();
             if let Delivery::Routed { envelope, sender } = delivery
                 && sender.try_send(Delivery::Bounced(envelope)).is_err()
+                && let Some(suppressed) = LOST.due()
             {
                 tracing::warn!(
                     id = self.record.id,
+                    suppressed,
                     "a payload could not be bounced: its sender is gone or full"
                 );
             }

@@ -283,13 +283,14 @@ impl Server {
     /// The fields of a log line already written whose message is `message`
     /// and whose fields satisfy `matches`.
     pub fn find_log(&self, message: &str, matches: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|line| &line["fields"])
-            .find(|fields| fields["message"] == message && matches(fields))
-            .cloned()
+        self.logs_of(message).into_iter().find(matches)
+    }
+
+    /// The fields of every log line so far with `message`.
+    pub fn logs_of(&self, message: &str) -> Vec<serde_json::Value> {
+        let logs = self.logs.lock().unwrap();
+        let fields = logs.iter().map(|line| &line["fields"]);
+        fields.filter(|fields| fields["message"] == message).cloned().collect()
     }
 
     /// The id the server gave `client`'s connection (from its

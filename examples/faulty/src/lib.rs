@@ -45,6 +45,7 @@
 //! | `<cancel-timer tag='T'/>`               | cancels T, replies `<timer-cancelled tag='T'/>`    |
 //! | `<on-close route='A' key='K' value='V'/>` | on `closed`: routes `<closed reason='R'/>` to A, stores V under K (both optional); replies `<on-close/>` |
 //! | `<stats/>`                              | `<stats count='C' routed='R' fired='F'/>`          |
+//! | `<many n='N'/>`                         | returns N actions: N-1 `throttle`s that change nothing, then the reply `<many/>` |
 //! | `<stubborn/>`                           | from now on routes every bounced payload again and binds every refused address again; replies `<stubborn/>` |
 //!
 //! Events from the host:
@@ -274,6 +275,12 @@ impl Handler for Faulty {
                     }),
                 };
                 cx.send("<on-close/>");
+            }
+            "many" => {
+                for _ in 1..number::<u32>(&el, "n")? {
+                    cx.throttle(u32::MAX);
+                }
+                cx.send("<many/>");
             }
             "stubborn" => {
                 self.stubborn = true;
