@@ -214,3 +214,28 @@ fn closed_events_write_to_the_store_however_the_connection_ends() {
         );
     }
 }
+
+#[test]
+fn an_event_reading_past_the_read_limit_faults_without_buffering_it_all() {
+    let flags = [
+        "--on-fault",
+        "skip",
+        "--max-read-bytes",
+        "100KiB",
+        "--max-stanza-bytes",
+        "256KiB",
+    ];
+    let server = Server::start("faulty", &flags);
+    let mut client = server.open();
+    let value = "v".repeat(60_000);
+    for i in 0..4 {
+        put(&mut client, &format!("big:{i}"), &value);
+    }
+    assert_eq!(get(&mut client, "big:0"), self::value("big:0", &value));
+    client.send("<scan prefix='big:'/>");
+    sync(&mut client);
+    let crashes = server.wait_for_crashes(1);
+    assert_eq!(crashes[0]["kind"], "trap", "{crashes:#?}");
+    let reason = crashes[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("exceed the limit of 102400 bytes"), "{reason}");
+}

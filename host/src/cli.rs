@@ -145,10 +145,10 @@ pub struct LimitArgs {
     /// Keys and values one event may write to the store.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_store_write_bytes: usize,
-    /// Bytes one event may read from the store (keys asked for, keys and
-    /// values returned).
+    /// Bytes one event may read through its imports (store keys asked for,
+    /// keys and values returned, addresses a registry lookup returns).
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
-    pub max_store_read_bytes: usize,
+    pub max_read_bytes: usize,
     /// Times an event is run again because what it read from the store was
     /// changed by another commit before its own; then it faults (`conflict`).
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -243,7 +243,7 @@ impl LimitArgs {
             max_actions: self.max_actions,
             max_output_bytes: self.max_output_bytes,
             max_store_write_bytes: self.max_store_write_bytes,
-            max_store_read_bytes: self.max_store_read_bytes,
+            max_read_bytes: self.max_read_bytes,
             max_retries: self.max_retries,
             max_listed: self.max_listed,
         }

@@ -28,7 +28,8 @@ pub struct Env {
 pub struct ImportLimits {
     /// Bytes of keys and values one event may write.
     pub max_write_bytes: usize,
-    /// Bytes one event may read: keys it asks for, keys and values returned.
+    /// Bytes one event may read: store keys it asks for, keys and values
+    /// returned, and addresses a lookup returns.
     pub max_read_bytes: usize,
     /// Entries one `scan` or `lookup` returns at most.
     pub max_listed: usize,
@@ -87,7 +88,7 @@ impl EventImports {
 
     fn over_read_limit(&self) -> wasmtime::Error {
         wasmtime::format_err!(
-            "store reads of this event exceed the limit of {} bytes",
+            "reads of this event (store entries, registry addresses) exceed the limit of {} bytes",
             self.limits.max_read_bytes
         )
     }
@@ -171,9 +172,11 @@ impl store::Host for EventImports {
 
 impl registry::Host for EventImports {
     fn lookup(&mut self, prefix: String, limit: u32) -> Result<Vec<String>> {
-        Ok(self
+        let found = self
             .env
             .registry
-            .lookup(&prefix, (limit as usize).min(self.limits.max_listed)))
+            .lookup(&prefix, (limit as usize).min(self.limits.max_listed));
+        self.charge_read(found.iter().map(String::len).sum())?;
+        Ok(found)
     }
 }

@@ -74,9 +74,9 @@ pub struct SandboxLimits {
     pub max_output_bytes: usize,
     /// Bytes of keys and values one event may write to the store.
     pub max_store_write_bytes: usize,
-    /// Bytes one event may read from the store: keys asked for, keys and
-    /// values returned.
-    pub max_store_read_bytes: usize,
+    /// Bytes one event may read through its imports: store keys asked for,
+    /// keys and values returned, addresses a registry lookup returns.
+    pub max_read_bytes: usize,
     /// Times an event whose store reads went stale before it committed is
     /// run again; past that it faults with `conflict`.
     pub max_retries: u32,
@@ -94,7 +94,7 @@ impl Default for SandboxLimits {
             max_actions: 4096,
             max_output_bytes: 16 * 1024,
             max_store_write_bytes: 1024 * 1024,
-            max_store_read_bytes: 8 * 1024 * 1024,
+            max_read_bytes: 8 * 1024 * 1024,
             max_retries: 100,
             max_listed: 1000,
         }

@@ -90,6 +90,7 @@ impl Registry {
     }
 
     /// Bound addresses starting with `prefix`, in order, at most `limit`.
+    /// Never holds more than twice `limit` addresses on the way.
     pub fn lookup(&self, prefix: &str, limit: usize) -> Vec<String> {
         let mut found = Vec::new();
         for shard in &self.shards {
@@ -102,9 +103,9 @@ impl Registry {
                     .take(limit)
                     .cloned(),
             );
+            found.sort_unstable();
+            found.truncate(limit);
         }
-        found.sort_unstable();
-        found.truncate(limit);
         found
     }
 

@@ -249,7 +249,7 @@ impl Sandbox {
             .build();
         let import_limits = ImportLimits {
             max_write_bytes: self.limits.max_store_write_bytes,
-            max_read_bytes: self.limits.max_store_read_bytes,
+            max_read_bytes: self.limits.max_read_bytes,
             max_listed: self.limits.max_listed,
         };
         let ctx = EventCtx {
