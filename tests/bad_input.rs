@@ -64,19 +64,31 @@ fn oversized_prefix(len: usize) -> String {
     format!("{prefix}{}", "x".repeat(len - prefix.len()))
 }
 
+/// What a stanza inherits from the stream header, and the guest receives
+/// with it: it counts against the limit too.
+const INHERITED: &str = " xmlns='jabber:client'";
+
 #[test]
-fn a_stanza_of_exactly_the_limit_is_accepted() {
+fn a_stanza_of_exactly_the_limit_with_what_it_inherits_is_accepted() {
     let server = serve();
     let mut client = opened(&server);
+    let body_end = "</body></message>";
     let stanza = format!(
-        "{}</body></message>",
-        oversized_prefix(MAX_STANZA_BYTES - "</body></message>".len())
+        "{}{body_end}",
+        oversized_prefix(MAX_STANZA_BYTES - INHERITED.len() - body_end.len())
     );
-    assert_eq!(stanza.len(), MAX_STANZA_BYTES);
+    assert_eq!(stanza.len() + INHERITED.len(), MAX_STANZA_BYTES);
     client.send(&stanza);
     client.read_until("</message>");
     client.send("<count/>");
     client.expect("<count n='2'/>");
+    // One byte more is one too many.
+    let mut client = opened(&server);
+    client.send(&format!(
+        "{}{body_end}",
+        oversized_prefix(MAX_STANZA_BYTES - INHERITED.len() - body_end.len() + 1)
+    ));
+    assert_stream_error(&server, client, "policy-violation");
 }
 
 #[test]
@@ -129,4 +141,26 @@ fn garbage_before_the_header_is_refused() {
     let mut client = server.connect();
     client.send(&format!("hello{STREAM_HEADER}"));
     assert_stream_error(&server, client, "not-well-formed");
+}
+
+#[test]
+fn a_stream_in_another_encoding_is_refused_as_unsupported() {
+    let server = serve();
+    let mut client = server.connect();
+    client.send("<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream to='example.com'>");
+    assert_stream_error(&server, client, "unsupported-encoding");
+}
+
+#[test]
+fn control_characters_and_bad_namespace_declarations_are_not_well_formed() {
+    let server = serve();
+    for bad in [
+        "<message>\u{1b}[31m</message>",
+        "<message xmlns:p=''/>",
+        "<message>]]></message>",
+    ] {
+        let mut client = opened(&server);
+        client.send(bad);
+        assert_stream_error(&server, client, "not-well-formed");
+    }
 }

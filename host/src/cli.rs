@@ -291,7 +291,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     match &text[digits.len()..] {
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
+        "m" => value
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long")),
         unit => Err(format!("unknown unit `{unit}` (use ms, s or m)")),
     }
 }
@@ -311,6 +314,7 @@ mod tests {
         assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("2").is_err());
+        assert!(parse_duration("999999999999999999m").is_err(), "no silent overflow");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum FrameError {
     /// Well-formed but forbidden XML: DTD, DOCTYPE and ENTITY declarations,
     /// and processing instructions other than the leading XML declaration.
     Restricted(String),
+    /// The XML declaration names an encoding other than UTF-8.
+    UnsupportedEncoding(String),
     /// The stream header or a stanza is longer than `limit` bytes.
     TooLarge {
         /// The configured maximum size in bytes.
@@ -56,6 +58,9 @@ impl fmt::Display for FrameError {
         match self {
             Self::NotWellFormed(reason) => write!(f, "not well-formed: {reason}"),
             Self::Restricted(reason) => write!(f, "restricted XML: {reason}"),
+            Self::UnsupportedEncoding(encoding) => {
+                write!(f, "unsupported encoding {encoding:?}: the stream must be UTF-8")
+            }
             Self::TooLarge { limit } => write!(f, "stanza larger than {limit} bytes"),
         }
     }
@@ -547,6 +552,7 @@ impl Header {
     /// Validates the header start tag with quick-xml and extracts its name
     /// and namespace declarations.
     fn parse(text: &str) -> Result<Self, FrameError> {
+        check_chars(text)?;
         let mut reader = Reader::from_str(text);
         let Event::Start(tag) = reader.read_event().map_err(not_well_formed)? else {
             return Err(not_well_formed("invalid stream header"));
@@ -576,16 +582,18 @@ fn check_decl(text: &str) -> Result<(), FrameError> {
     match decl.encoding() {
         Some(Err(error)) => Err(not_well_formed(error)),
         Some(Ok(encoding)) if !encoding.eq_ignore_ascii_case("utf-8") => {
-            Err(not_well_formed("the stream must be UTF-8"))
+            Err(FrameError::UnsupportedEncoding(encoding.into_owned()))
         }
         _ => Ok(()),
     }
 }
 
-/// Checks a complete stanza with quick-xml: matching end tags, well-formed
-/// attributes, known entity and character references. Returns the
-/// namespace prefixes its element and attribute names use.
+/// Checks a complete stanza with quick-xml: matching end tags, XML names,
+/// well-formed attributes and namespace declarations, known entity and
+/// character references, no control characters, no `]]>` in text. Returns
+/// the namespace prefixes its element and attribute names use.
 fn validate_stanza(text: &str) -> Result<HashSet<String>, FrameError> {
+    check_chars(text)?;
     let mut reader = Reader::from_str(text);
     reader.config_mut().enable_all_checks(true);
     let mut prefixes = HashSet::new();
@@ -601,6 +609,9 @@ fn validate_stanza(text: &str) -> Result<HashSet<String>, FrameError> {
                 }
             }
             Event::GeneralRef(reference) => check_reference(&reference)?,
+            Event::Text(text) if text.contains("]]>") => {
+                return Err(not_well_formed("']]>' in text"));
+            }
             Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::End(_) => {}
             Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {
                 return Err(restricted("declarations are not allowed in stanzas"));
@@ -610,25 +621,103 @@ fn validate_stanza(text: &str) -> Result<HashSet<String>, FrameError> {
     }
 }
 
-/// Checks that a tag's attributes are well-formed, unique, and that their
-/// values unescape.
+/// Checks that a tag's name and attribute names are XML names, that its
+/// attributes are well-formed and unique and their values unescape, and
+/// that its namespace declarations are allowed ones.
 fn check_attributes(tag: &BytesStart<'_>) -> Result<(), FrameError> {
+    check_name(tag.name().as_ref())?;
     let mut attributes = tag.attributes();
     attributes.with_checks(true);
     for attribute in attributes {
         let attribute = attribute.map_err(not_well_formed)?;
-        attribute
+        let value = attribute
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(not_well_formed)?;
+        let key = attribute.key.as_ref();
+        check_name(key)?;
+        check_chars(&value)?;
+        check_namespace_decl(key, &value)?;
     }
     Ok(())
+}
+
+/// Checks that `text` holds only XML characters: no C0 control character
+/// but tab, line feed and carriage return.
+fn check_chars(text: &str) -> Result<(), FrameError> {
+    match text.chars().find(|&c| !is_xml_char(c)) {
+        Some(c) => Err(not_well_formed(format!(
+            "character U+{:04X} is not allowed in XML",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// XML 1.0 `Char`.
+fn is_xml_char(c: char) -> bool {
+    !matches!(c, '\0'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// The namespace of the `xml` prefix, which only it may have.
+const XML_NAMESPACE: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Checks a namespace declaration (any other attribute passes): a prefix
+/// may not be undeclared (`xmlns:p=''`), `xml` may only be bound to its own
+/// namespace and nothing else to it, and `xmlns` not at all.
+fn check_namespace_decl(key: &str, value: &str) -> Result<(), FrameError> {
+    let Some(prefix) = key.strip_prefix("xmlns:") else {
+        return if key == "xmlns" && value == XML_NAMESPACE {
+            Err(not_well_formed("the XML namespace cannot be the default namespace"))
+        } else {
+            Ok(())
+        };
+    };
+    match (prefix, value) {
+        (_, "") => Err(not_well_formed("a namespace prefix cannot be undeclared")),
+        ("xmlns", _) => Err(not_well_formed("the xmlns prefix cannot be declared")),
+        ("xml", XML_NAMESPACE) => Ok(()),
+        ("xml", _) => Err(not_well_formed("the xml prefix cannot be rebound")),
+        (_, XML_NAMESPACE) => Err(not_well_formed("only the xml prefix has the XML namespace")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `name` is an XML name (with at most one colon, as
+/// namespaces require).
+fn check_name(name: &str) -> Result<(), FrameError> {
+    let valid = name.split(':').count() <= 2
+        && name.split(':').all(|part| {
+            let mut chars = part.chars();
+            chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(not_well_formed(format!("{name:?} is not an XML name")))
+    }
+}
+
+/// XML 1.0 `NameStartChar`, less the colon.
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0 `NameChar`, less the colon.
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
 /// Checks that `&name;` in text is a predefined entity or a valid character
 /// reference.
 fn check_reference(reference: &BytesRef<'_>) -> Result<(), FrameError> {
     let known = if reference.is_char_ref() {
-        reference.resolve_char_ref().map_err(not_well_formed)?.is_some()
+        let c = reference.resolve_char_ref().map_err(not_well_formed)?;
+        c.is_some_and(is_xml_char)
     } else {
         resolve_predefined_entity(reference).is_some()
     };
@@ -1112,7 +1201,37 @@ mod tests {
     fn bad_declarations() {
         assert_not_well_formed(frames_of("<?xml version='2.0'?><s>", 1024));
         assert_not_well_formed(frames_of("<?xml encoding='UTF-8'?><s>", 1024));
-        assert_not_well_formed(frames_of("<?xml version='1.0' encoding='latin1'?><s>", 1024));
+        assert_eq!(
+            frames_of("<?xml version='1.0' encoding='latin1'?><s>", 1024),
+            Err(FrameError::UnsupportedEncoding("latin1".into()))
+        );
+    }
+
+    #[test]
+    fn what_xml_forbids_in_a_stanza_is_not_well_formed() {
+        for bad in [
+            "<m>a ]]> b</m>",
+            "<m>\u{1}</m>",
+            "<m a='\u{7}'/>",
+            "<m>&#1;</m>",
+            "<m a='&#x1b;'/>",
+            "<1m/>",
+            "<m -a='1'/>",
+            "<m a:b:c='1'/>",
+            "<m xmlns:p=''/>",
+            "<m xmlns:xml='urn:not-xml'/>",
+            "<m xmlns:xmlns='urn:x'/>",
+            "<m xmlns:p='http://www.w3.org/XML/1998/namespace'/>",
+        ] {
+            assert_not_well_formed(frames_of(&format!("{HEADER}{bad}"), 1024));
+        }
+        // What is allowed stays allowed.
+        let good = "<m xml:lang='en' xmlns:xml='http://www.w3.org/XML/1998/namespace' \
+                    é-1.x='a&#9;b'>x]]y&#10;<![CDATA[]]]]><p:q xmlns:p='urn:p'/></m>";
+        assert_eq!(
+            frames_of(&format!("{HEADER}{good}"), 1024).map(|frames| frames.len()),
+            Ok(2)
+        );
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Ending {
         let condition = match error {
             FrameError::NotWellFormed(_) => "not-well-formed",
             FrameError::Restricted(_) => "restricted-xml",
+            FrameError::UnsupportedEncoding(_) => "unsupported-encoding",
             FrameError::TooLarge { .. } => "policy-violation",
         };
         Self::with_error(CloseReason::StreamError, condition, error.to_string())
