@@ -68,15 +68,16 @@ fn a_handler_can_throttle_its_peer_below_the_flag() {
     let server = Server::start("faulty", &[]);
     let mut client = server.connect();
     client.open();
-    client.send("<throttle rate='1024'/>");
+    client.send("<throttle rate='4096'/>");
     client.expect("<throttled/>");
-    // One read already under way may still take up to 16 KiB at the old
-    // rate, then a full bucket of 1 KiB, then 1 KiB a second: 20 KiB take
-    // more than 2.5 s. At the flag's 1 MiB/s they would take milliseconds.
-    let elapsed = time_round_trip(&mut client, &filler(20 * 1024, 500));
+    // The new rate applies from the very next read (the reader was already
+    // waiting for it with the old rate's allowance): a full bucket of 4 KiB,
+    // then 4 KiB a second, so 16 KiB take 3 s. At the flag's 1 MiB/s, or
+    // with one more read at the old rate, they would take milliseconds.
+    let elapsed = time_round_trip(&mut client, &filler(16 * 1024, 500));
     assert!(
-        elapsed >= Duration::from_secs(2),
-        "20 KiB read at 1 KiB/s in {elapsed:?}"
+        elapsed >= Duration::from_millis(2500),
+        "16 KiB read at 4 KiB/s in {elapsed:?}"
     );
 }
 

@@ -77,9 +77,21 @@ async fn read_until_end(stream: &TcpStream, input: &mpsc::Sender<Input>, rate: R
     // for them was cleared while paused: the next read must try the socket.
     let mut pending = false;
     loop {
+        let permit = match until_gone(stream, &mut pending, input.reserve()).await {
+            Some(Ok(permit)) => permit,
+            // The event loop has ended.
+            Some(Err(_)) => return ReaderEnd::Delivered,
+            None => return ReaderEnd::Gone,
+        };
+        // Bytes first, then the bucket: a rate a handler set while the
+        // reader waited applies to this very read.
+        if !pending && stream.readable().await.is_err() {
+            return ReaderEnd::Gone;
+        }
         let allowance = match throttle.allowance() {
             Ok(bytes) => bytes.min(READ_CHUNK),
             Err(wait) => {
+                drop(permit);
                 if until_gone(stream, &mut pending, tokio::time::sleep(wait))
                     .await
                     .is_none()
@@ -89,22 +101,17 @@ async fn read_until_end(stream: &TcpStream, input: &mpsc::Sender<Input>, rate: R
                 continue;
             }
         };
-        let permit = match until_gone(stream, &mut pending, input.reserve()).await {
-            Some(Ok(permit)) => permit,
-            // The event loop has ended.
-            Some(Err(_)) => return ReaderEnd::Delivered,
-            None => return ReaderEnd::Gone,
-        };
-        match read_some(stream, &mut buf[..allowance], &mut pending).await {
-            Ok(0) => {
+        match read_now(stream, &mut buf[..allowance], &mut pending) {
+            Ok(Some(0)) => {
                 permit.send(Input::Eof);
                 return ReaderEnd::Delivered;
             }
-            Err(_) => return ReaderEnd::Gone,
-            Ok(n) => {
+            Ok(Some(n)) => {
                 throttle.consume(n);
                 permit.send(Input::Data(buf[..n].to_vec()));
             }
+            Ok(None) => {}
+            Err(_) => return ReaderEnd::Gone,
         }
     }
 }
@@ -143,22 +150,22 @@ async fn peer_gone(stream: &TcpStream, pending: &mut bool) {
     }
 }
 
-/// Reads what is available, waiting for at least one byte.
-async fn read_some(stream: &TcpStream, buf: &mut [u8], pending: &mut bool) -> io::Result<usize> {
-    if *pending {
-        // tokio may believe the socket is drained: ask the socket itself.
-        match (&*socket2::SockRef::from(stream)).read(buf) {
-            Ok(n) => return Ok(n),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => *pending = false,
-            Err(error) => return Err(error),
+/// Reads what is available without waiting: `None` if nothing is.
+fn read_now(stream: &TcpStream, buf: &mut [u8], pending: &mut bool) -> io::Result<Option<usize>> {
+    let read = if *pending {
+        // tokio may believe the socket is drained: ask the socket itself,
+        // until it says it is.
+        (&*socket2::SockRef::from(stream)).read(buf)
+    } else {
+        stream.try_read(buf)
+    };
+    match read {
+        Ok(n) => Ok(Some(n)),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+            *pending = false;
+            Ok(None)
         }
-    }
-    loop {
-        stream.readable().await?;
-        match stream.try_read(buf) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return result,
-        }
+        Err(error) => Err(error),
     }
 }
 
