@@ -15,6 +15,8 @@ use std::fmt;
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::{NamespaceResolver, ResolveResult};
+use quick_xml::reader::NsReader;
 use quick_xml::{Reader, XmlVersion};
 
 /// One unit cut from the stream.
@@ -224,6 +226,8 @@ struct NsDecl {
     /// The attribute as it is inserted into stanzas: `key='value'`, with the
     /// peer's quote and raw value.
     attr: String,
+    /// The namespace it declares, as written.
+    value: String,
 }
 
 impl Framer {
@@ -523,7 +527,7 @@ impl Framer {
     /// Validates a stanza and gives it the stream's namespaces it needs.
     fn finish_stanza(&mut self) -> Result<Frame, FrameError> {
         let text = frame_str(&self.buf[self.start..self.pos])?;
-        let prefixes = validate_stanza(text)?;
+        let prefixes = validate_stanza(text, &self.header.namespaces)?;
         let stanza = with_namespaces(text, &self.header.namespaces, &prefixes);
         if stanza.len() > self.max {
             return Err(FrameError::TooLarge { limit: self.max });
@@ -563,6 +567,7 @@ impl Header {
             .map(|(key, quote, value)| NsDecl {
                 key: key.to_owned(),
                 attr: format!("{key}={quote}{value}{quote}"),
+                value: value.to_owned(),
             })
             .collect();
         Ok(Self {
@@ -590,17 +595,21 @@ fn check_decl(text: &str) -> Result<(), FrameError> {
 
 /// Checks a complete stanza with quick-xml: matching end tags, XML names,
 /// well-formed attributes and namespace declarations, known entity and
-/// character references, no control characters, no `]]>` in text. Returns
-/// the namespace prefixes its element and attribute names use.
-fn validate_stanza(text: &str) -> Result<HashSet<String>, FrameError> {
+/// character references, no control characters, no `]]>` in text, every
+/// prefix bound (in the stanza or by the stream header's `inherited`
+/// declarations) and no two attributes alike once their namespaces are
+/// resolved. Returns the namespace prefixes its element and attribute names
+/// use.
+fn validate_stanza(text: &str, inherited: &[NsDecl]) -> Result<HashSet<String>, FrameError> {
     check_chars(text)?;
-    let mut reader = Reader::from_str(text);
+    let mut reader = NsReader::from_str(text);
     reader.config_mut().enable_all_checks(true);
     let mut prefixes = HashSet::new();
     loop {
         match reader.read_event().map_err(not_well_formed)? {
             Event::Start(tag) | Event::Empty(tag) => {
                 check_attributes(&tag)?;
+                check_bindings(reader.resolver(), &tag, inherited)?;
                 let attributes = tag.attributes().flatten().map(|attribute| attribute.key.prefix());
                 for prefix in std::iter::once(tag.name().prefix()).chain(attributes).flatten() {
                     if !prefixes.contains(prefix.into_inner()) {
@@ -637,6 +646,30 @@ fn check_attributes(tag: &BytesStart<'_>) -> Result<(), FrameError> {
         check_name(key)?;
         check_chars(&value)?;
         check_namespace_decl(key, &value)?;
+    }
+    Ok(())
+}
+
+/// Checks that every prefix `tag` uses is bound, in the stanza or by the
+/// stream header, and that no two of its attributes have the same local
+/// name in the same namespace (`a:x` and `b:x` with `a`, `b` bound alike).
+fn check_bindings(resolver: &NamespaceResolver, tag: &BytesStart<'_>, inherited: &[NsDecl]) -> Result<(), FrameError> {
+    let namespace = |resolved: ResolveResult<'_>| match resolved {
+        ResolveResult::Bound(namespace) => Ok(namespace.0.to_owned()),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(prefix) => inherited
+            .iter()
+            .find(|decl| decl.key.strip_prefix("xmlns:") == Some(prefix.as_str()))
+            .map(|decl| decl.value.clone())
+            .ok_or_else(|| not_well_formed(format!("namespace prefix {prefix:?} is not declared"))),
+    };
+    namespace(resolver.resolve_element(tag.name()).0)?;
+    let mut seen = HashSet::new();
+    for attribute in tag.attributes().flatten() {
+        let (resolved, local) = resolver.resolve_attribute(attribute.key);
+        if !seen.insert((namespace(resolved)?, local.as_ref().to_owned())) {
+            return Err(not_well_formed("two attributes with the same name and namespace"));
+        }
     }
     Ok(())
 }
@@ -1222,6 +1255,11 @@ mod tests {
             "<m xmlns:xml='urn:not-xml'/>",
             "<m xmlns:xmlns='urn:x'/>",
             "<m xmlns:p='http://www.w3.org/XML/1998/namespace'/>",
+            "<m xmlns:a='urn:x' xmlns:b='urn:x' a:c='1' b:c='2'/>",
+            "<m xmlns:a='urn:x' a:c='1' stream:c='2' xmlns:stream='urn:x'/>",
+            "<q:m/>",
+            "<m><q:n/></m>",
+            "<m q:a='1'/>",
         ] {
             assert_not_well_formed(frames_of(&format!("{HEADER}{bad}"), 1024));
         }
