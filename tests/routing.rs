@@ -589,3 +589,18 @@ fn a_reset_from_a_timer_while_a_stanza_is_half_read_takes_effect_after_it() {
     sync(&mut client);
     assert!(server.crashes().is_empty());
 }
+
+#[test]
+fn a_timer_past_the_limit_is_refused_and_the_handler_hears_of_it() {
+    let server = Server::start("faulty", &["--max-timers", "1"]);
+    let mut client = server.open();
+    client.send("<timer tag='a' ms='60000'/>");
+    client.expect("<timer-set tag='a'/>");
+    // Moving a timer that is set is no new timer.
+    client.send("<timer tag='a' ms='50000'/>");
+    client.expect("<timer-set tag='a'/>");
+    client.send("<timer tag='b' ms='10'/>");
+    client.expect("<timer-set tag='b'/>");
+    client.expect("<timer-refused tag='b'/>");
+    sync(&mut client);
+}

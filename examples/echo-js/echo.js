@@ -49,7 +49,7 @@ export function handle(conn, state, event) {
         send('</stream:stream>');
       }
       break;
-    // routed, undeliverable, bind-refused, timer: nothing to do.
+    // routed, undeliverable, bind-refused, timer, timer-refused: nothing to do.
   }
   return { state: encoder.encode(JSON.stringify(echo)), actions };
 }

@@ -107,6 +107,15 @@ pub trait Handler: Default + serde::Serialize + serde::de::DeserializeOwned {
         Ok(())
     }
 
+    /// The timer tagged `tag` was not set: the connection already has as
+    /// many as the host allows (see [`Context::set_timer`]).
+    ///
+    /// The default does nothing.
+    fn timer_refused(&mut self, cx: &mut Context, tag: &str) -> Result<(), String> {
+        let _ = (cx, tag);
+        Ok(())
+    }
+
     /// The timer tagged `tag` fired (see [`Context::set_timer`]).
     ///
     /// The default does nothing.
@@ -238,6 +247,7 @@ pub fn handle<H: Handler>(conn: Connection, state: &[u8], event: Event) -> Resul
         Event::Undeliverable(envelope) => handler.undeliverable(&mut cx, envelope)?,
         Event::BindRefused(address) => handler.bind_refused(&mut cx, &address)?,
         Event::Timer(tag) => handler.timer(&mut cx, &tag)?,
+        Event::TimerRefused(tag) => handler.timer_refused(&mut cx, &tag)?,
         Event::Closed(reason) => handler.closed(&mut cx, reason)?,
     }
     Ok(Outcome {

@@ -19,6 +19,7 @@ impl Event {
             Event::Undeliverable(_) => "undeliverable",
             Event::BindRefused(_) => "bind-refused",
             Event::Timer(_) => "timer",
+            Event::TimerRefused(_) => "timer-refused",
             Event::Closed(_) => "closed",
         }
     }

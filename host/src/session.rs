@@ -29,7 +29,7 @@ use crate::outbox::Outbox;
 use crate::registry::{Delivery, Holder};
 use crate::service::Service;
 use crate::throttle::Rate;
-use crate::timers::Timers;
+use crate::timers::{Full, Timers};
 use crate::transport::{self, INPUT_CHUNKS, Input, ReaderEnd, ReaderTask};
 use crate::warning::Warning;
 
@@ -399,16 +399,17 @@ impl Session {
                 Action::Unbind(address) => self.unbind(&address),
                 Action::Route(route) => self.route(route),
                 Action::SetTimer(Timer { tag, after_ms }) => {
-                    static REFUSED: Warning = Warning::new();
-                    if self.timers.set(tag, Duration::from_millis(after_ms.into())).is_err()
-                        && let Some(suppressed) = REFUSED.due()
-                    {
-                        tracing::warn!(
-                            id = self.record.id,
-                            limit = self.service.limits.max_timers,
-                            suppressed,
-                            "timer not set: the connection has as many timers as it may"
-                        );
+                    if let Err(Full(tag)) = self.timers.set(tag, Duration::from_millis(after_ms.into())) {
+                        static REFUSED: Warning = Warning::new();
+                        if let Some(suppressed) = REFUSED.due() {
+                            tracing::warn!(
+                                id = self.record.id,
+                                limit = self.service.limits.max_timers,
+                                suppressed,
+                                "timer not set: the connection has as many timers as it may"
+                            );
+                        }
+                        self.cause(Event::TimerRefused(tag));
                     }
                 }
                 Action::CancelTimer(tag) => self.timers.cancel(&tag),

@@ -13,9 +13,9 @@ pub struct Timers {
     max: usize,
 }
 
-/// Too many timers are set already.
+/// Too many timers are set already: the tag that was not set.
 #[derive(Debug)]
-pub struct Full;
+pub struct Full(pub String);
 
 impl Timers {
     pub fn new(max: usize) -> Self {
@@ -29,7 +29,7 @@ impl Timers {
     /// Sets (or moves) the timer `tag` to fire `after` from now.
     pub fn set(&mut self, tag: String, after: Duration) -> Result<(), Full> {
         if !self.by_tag.contains_key(&tag) && self.by_tag.len() >= self.max {
-            return Err(Full);
+            return Err(Full(tag));
         }
         self.cancel(&tag);
         let at = Instant::now() + after;

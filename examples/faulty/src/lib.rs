@@ -55,6 +55,7 @@
 //! | routed        | `<routed from='F' to='T'>PAYLOAD</routed>`; counts in `routed` |
 //! | undeliverable | `<undeliverable to='T'>PAYLOAD</undeliverable>`; when stubborn, routes PAYLOAD to T again instead |
 //! | bind-refused  | `<bind-refused address='A'/>`; when stubborn, binds A again instead |
+//! | timer-refused | `<timer-refused tag='T'/>`                                   |
 //! | timer         | `<fired tag='T'/>`, and routes the same to the timer's `notify` address; counts in `fired`; with `reset`, then restarts the stream |
 //! | closed        | `</stream:stream>` at the peer's end of stream; the `<on-close/>` route and write |
 
@@ -328,6 +329,12 @@ impl Handler for Faulty {
         } else {
             cx.send(format!("<bind-refused address='{}'/>", xml::escape(address)));
         }
+        Ok(())
+    }
+
+    fn timer_refused(&mut self, cx: &mut Context, tag: &str) -> Result<(), String> {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        cx.send(format!("<timer-refused tag='{}'/>", xml::escape(tag)));
         Ok(())
     }
 
