@@ -35,6 +35,23 @@ fn concurrently<T: Send>(server: &Server, n: usize, talk: impl Fn(usize, &mut Cl
     })
 }
 
+/// Has `n` connections each send `steps` copies of `increment` at once;
+/// returns the values each was handed, in the order it got them.
+fn increment_concurrently(server: &Server, n: usize, steps: usize, increment: &str) -> Vec<Vec<u64>> {
+    concurrently(server, n, |_, client| {
+        client.send(&increment.repeat(steps));
+        client.send("<ping/>");
+        incremented(&client.read_until(PONG))
+    })
+}
+
+/// Every value handed out, in order.
+fn sorted(replies: &[Vec<u64>]) -> Vec<u64> {
+    let mut all: Vec<u64> = replies.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all
+}
+
 /// The values of every `<incremented/>` reply in `text`.
 fn incremented(text: &str) -> Vec<u64> {
     text.split("<incremented ")
@@ -51,20 +68,14 @@ fn concurrent_increments_of_one_counter_lose_nothing_and_each_reply_is_sent_once
     const CONNECTIONS: usize = 10;
     const STEPS: usize = 200;
     let server = Server::start("faulty", &[]);
-    let replies = concurrently(&server, CONNECTIONS, |_, client| {
-        client.send(&"<increment key='counter'/>".repeat(STEPS));
-        client.send("<ping/>");
-        incremented(&client.read_until(PONG))
-    });
+    let replies = increment_concurrently(&server, CONNECTIONS, STEPS, "<increment key='counter'/>");
     // Each increment saw a value nobody else saw: the values handed out are
     // exactly 1..=N×M, each once, and in order on each connection.
-    let mut all: Vec<u64> = replies.iter().flatten().copied().collect();
     for mine in &replies {
         assert_eq!(mine.len(), STEPS);
         assert!(mine.windows(2).all(|pair| pair[0] < pair[1]), "{mine:?}");
     }
-    all.sort_unstable();
-    assert_eq!(all, (1..=(CONNECTIONS * STEPS) as u64).collect::<Vec<_>>());
+    assert_eq!(sorted(&replies), (1..=(CONNECTIONS * STEPS) as u64).collect::<Vec<_>>());
     assert_eq!(server.store(&["get", "counter"]), format!("{}\n", CONNECTIONS * STEPS));
     assert!(server.crashes().is_empty(), "{:#?}", server.crashes());
 }
@@ -130,14 +141,9 @@ fn an_event_that_faults_on_its_rerun_leaves_nothing_behind() {
     const CONNECTIONS: usize = 10;
     const STEPS: usize = 20;
     let server = Server::start("faulty", &["--on-fault", "skip"]);
-    let replies = concurrently(&server, CONNECTIONS, |_, client| {
-        client.send(&"<increment key='capped' fail-at='100'/>".repeat(STEPS));
-        client.send("<ping/>");
-        incremented(&client.read_until(PONG))
-    });
-    let mut all: Vec<u64> = replies.into_iter().flatten().collect();
-    all.sort_unstable();
-    assert_eq!(all, (1..=99).collect::<Vec<_>>());
+    let increment = "<increment key='capped' fail-at='100'/>";
+    let replies = increment_concurrently(&server, CONNECTIONS, STEPS, increment);
+    assert_eq!(sorted(&replies), (1..=99).collect::<Vec<_>>());
     assert_eq!(server.store(&["get", "capped"]), "99\n");
     let crashes = server.wait_for_crashes(CONNECTIONS * STEPS - 99);
     assert_eq!(crashes.len(), CONNECTIONS * STEPS - 99);
@@ -151,13 +157,8 @@ fn an_event_that_keeps_losing_faults_with_conflict_after_its_retries() {
     const CONNECTIONS: usize = 8;
     const STEPS: usize = 50;
     let server = Server::start("faulty", &["--on-fault", "skip", "--max-retries", "0"]);
-    let replies = concurrently(&server, CONNECTIONS, |_, client| {
-        client.send(&"<increment key='contended'/>".repeat(STEPS));
-        client.send("<ping/>");
-        incremented(&client.read_until(PONG))
-    });
-    let mut all: Vec<u64> = replies.into_iter().flatten().collect();
-    all.sort_unstable();
+    let replies = increment_concurrently(&server, CONNECTIONS, STEPS, "<increment key='contended'/>");
+    let all = sorted(&replies);
     let committed = all.len();
     assert_eq!(
         all,
