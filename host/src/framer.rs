@@ -609,13 +609,7 @@ fn validate_stanza(text: &str, inherited: &[NsDecl]) -> Result<HashSet<String>, 
         match reader.read_event().map_err(not_well_formed)? {
             Event::Start(tag) | Event::Empty(tag) => {
                 check_attributes(&tag)?;
-                check_bindings(reader.resolver(), &tag, inherited)?;
-                let attributes = tag.attributes().flatten().map(|attribute| attribute.key.prefix());
-                for prefix in std::iter::once(tag.name().prefix()).chain(attributes).flatten() {
-                    if !prefixes.contains(prefix.into_inner()) {
-                        prefixes.insert(prefix.into_inner().to_owned());
-                    }
-                }
+                check_prefixes(reader.resolver(), &tag, inherited, &mut prefixes)?;
             }
             Event::GeneralRef(reference) => check_reference(&reference)?,
             Event::Text(text) if text.contains("]]>") => {
@@ -652,8 +646,15 @@ fn check_attributes(tag: &BytesStart<'_>) -> Result<(), FrameError> {
 
 /// Checks that every prefix `tag` uses is bound, in the stanza or by the
 /// stream header, and that no two of its attributes have the same local
-/// name in the same namespace (`a:x` and `b:x` with `a`, `b` bound alike).
-fn check_bindings(resolver: &NamespaceResolver, tag: &BytesStart<'_>, inherited: &[NsDecl]) -> Result<(), FrameError> {
+/// name in the same namespace (`a:x` and `b:x` with `a`, `b` bound alike);
+/// adds the prefixes it uses to `used`. Names without a prefix need no
+/// resolving: duplicates among them are caught as plain duplicates.
+fn check_prefixes(
+    resolver: &NamespaceResolver,
+    tag: &BytesStart<'_>,
+    inherited: &[NsDecl],
+    used: &mut HashSet<String>,
+) -> Result<(), FrameError> {
     let namespace = |resolved: ResolveResult<'_>| match resolved {
         ResolveResult::Bound(namespace) => Ok(namespace.0.to_owned()),
         ResolveResult::Unbound => Ok(String::new()),
@@ -663,9 +664,24 @@ fn check_bindings(resolver: &NamespaceResolver, tag: &BytesStart<'_>, inherited:
             .map(|decl| decl.value.clone())
             .ok_or_else(|| not_well_formed(format!("namespace prefix {prefix:?} is not declared"))),
     };
-    namespace(resolver.resolve_element(tag.name()).0)?;
+    let mut note = |prefix: &str| {
+        if !used.contains(prefix) {
+            used.insert(prefix.to_owned());
+        }
+    };
+    if let Some(prefix) = tag.name().prefix() {
+        note(prefix.into_inner());
+        namespace(resolver.resolve_element(tag.name()).0)?;
+    }
     let mut seen = HashSet::new();
     for attribute in tag.attributes().flatten() {
+        let Some(prefix) = attribute.key.prefix().map(|prefix| prefix.into_inner()) else {
+            continue;
+        };
+        note(prefix);
+        if prefix == "xmlns" {
+            continue;
+        }
         let (resolved, local) = resolver.resolve_attribute(attribute.key);
         if !seen.insert((namespace(resolved)?, local.as_ref().to_owned())) {
             return Err(not_well_formed("two attributes with the same name and namespace"));
@@ -677,6 +693,16 @@ fn check_bindings(resolver: &NamespaceResolver, tag: &BytesStart<'_>, inherited:
 /// Checks that `text` holds only XML characters: no C0 control character
 /// but tab, line feed and carriage return.
 fn check_chars(text: &str) -> Result<(), FrameError> {
+    // One pass over the bytes: every character not allowed is a control
+    // byte or U+FFFE/U+FFFF (EF BF BE/BF), so most text is done here.
+    let bytes = text.as_bytes();
+    let suspect = bytes.iter().enumerate().any(|(at, &byte)| {
+        (byte < b' ' && !matches!(byte, b'\t' | b'\n' | b'\r'))
+            || (byte == 0xEF && bytes.get(at + 1) == Some(&0xBF) && matches!(bytes.get(at + 2), Some(0xBE | 0xBF)))
+    });
+    if !suspect {
+        return Ok(());
+    }
     match text.chars().find(|&c| !is_xml_char(c)) {
         Some(c) => Err(not_well_formed(format!(
             "character U+{:04X} is not allowed in XML",
