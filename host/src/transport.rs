@@ -131,7 +131,7 @@ async fn until_gone<T>(stream: &TcpStream, pending: &mut bool, paused: impl Futu
 async fn peer_gone(stream: &TcpStream, pending: &mut bool) {
     loop {
         match stream.ready(Interest::READABLE | Interest::ERROR).await {
-            Ok(ready) if ready.is_error() || (ready.is_read_closed() && ready.is_write_closed()) => return,
+            Ok(ready) if ready.is_error() => return,
             Ok(ready) if ready.is_read_closed() => {
                 // Half-closed: readable stays set from now on, so wait for
                 // an error alone (a reset) until the pause ends.
