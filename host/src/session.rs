@@ -9,7 +9,6 @@
 //! waits behind a long run of queued stanzas or self-caused events.
 
 use std::collections::VecDeque;
-use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -52,7 +51,7 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
         rate.clone(),
         Arc::clone(&reset),
     ));
-    let mut writer = tokio::spawn(transport::write(Arc::clone(&stream), Arc::clone(&outbox)));
+    let writer = tokio::spawn(transport::write(Arc::clone(&stream), Arc::clone(&outbox)));
 
     let module = service.module();
     let (mailbox, deliveries) = mpsc::channel(limits.mailbox);
@@ -87,32 +86,8 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
     let ending = session.serve(input_rx, &mut deliveries, &mut reader).await;
     session.finish(&ending, deliveries).await;
 
-    // A lingering close: while the last bytes drain, and after the end of
-    // our side is sent, input is read and dropped until the peer closes
-    // too or `--linger` is over. Closing a socket with unread input makes
-    // the kernel reset it, and a reset throws away whatever is still queued
-    // for the peer.
     reader.stop().await;
-    let deadline = tokio::time::Instant::now() + service.limits.linger;
-    let discarding = transport::discard_input(&stream, deadline);
-    tokio::pin!(discarding);
-    let mut discarded = false;
-    loop {
-        tokio::select! {
-            _ = &mut writer => break,
-            () = tokio::time::sleep_until(deadline) => {
-                writer.abort();
-                break;
-            }
-            () = &mut discarding, if !discarded => discarded = true,
-        }
-    }
-    let socket = socket2::SockRef::from(stream.as_ref());
-    let _ = socket.shutdown(Shutdown::Write);
-    if !discarded {
-        discarding.await;
-    }
-    let _ = socket.shutdown(Shutdown::Both);
+    transport::close_lingering(&stream, writer, service.limits.linger).await;
     tracing::info!(id, %peer, reason = ending.reason.name(), "connection closed");
 }
 

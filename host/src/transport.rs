@@ -8,8 +8,10 @@
 //! still read and handled, and it still gets its replies.
 
 use std::io::{self, Read as _};
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -181,11 +183,39 @@ pub async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>) {
     }
 }
 
+/// Closes the connection once `writer` has written everything queued: a
+/// lingering close. Meanwhile, and after the end of our side is sent, input
+/// is read and dropped until the peer closes too or `linger` is over:
+/// closing a socket with unread input makes the kernel reset it, and a
+/// reset throws away whatever is still queued for the peer.
+pub async fn close_lingering(stream: &TcpStream, mut writer: JoinHandle<()>, linger: Duration) {
+    let deadline = tokio::time::Instant::now() + linger;
+    let discarding = discard_input(stream, deadline);
+    tokio::pin!(discarding);
+    let mut discarded = false;
+    loop {
+        tokio::select! {
+            _ = &mut writer => break,
+            () = tokio::time::sleep_until(deadline) => {
+                writer.abort();
+                break;
+            }
+            () = &mut discarding, if !discarded => discarded = true,
+        }
+    }
+    let socket = socket2::SockRef::from(stream);
+    let _ = socket.shutdown(Shutdown::Write);
+    if !discarded {
+        discarding.await;
+    }
+    let _ = socket.shutdown(Shutdown::Both);
+}
+
 /// Reads and drops whatever the peer sends until it closes its side or
 /// `deadline` passes, so that unread input does not make the kernel reset
 /// the connection (and drop the last replies still queued for the peer)
 /// when it is closed.
-pub async fn discard_input(stream: &TcpStream, deadline: tokio::time::Instant) {
+async fn discard_input(stream: &TcpStream, deadline: tokio::time::Instant) {
     let mut buf = vec![0; READ_CHUNK];
     let _ = tokio::time::timeout_at(deadline, async {
         loop {
