@@ -561,7 +561,7 @@ impl Header {
         let Event::Start(tag) = reader.read_event().map_err(not_well_formed)? else {
             return Err(not_well_formed("invalid stream header"));
         };
-        check_attributes(&tag)?;
+        check_attributes(&tag, |_| {})?;
         let namespaces = raw_attributes(tag.attributes_raw())
             .filter(|(key, _, _)| is_namespace_decl(key))
             .map(|(key, quote, value)| NsDecl {
@@ -602,14 +602,21 @@ fn check_decl(text: &str) -> Result<(), FrameError> {
 /// use.
 fn validate_stanza(text: &str, inherited: &[NsDecl]) -> Result<HashSet<String>, FrameError> {
     check_chars(text)?;
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(text);
     reader.config_mut().enable_all_checks(true);
     let mut prefixes = HashSet::new();
+    let mut note = |prefix: &str| {
+        if !prefixes.contains(prefix) {
+            prefixes.insert(prefix.to_owned());
+        }
+    };
     loop {
         match reader.read_event().map_err(not_well_formed)? {
             Event::Start(tag) | Event::Empty(tag) => {
-                check_attributes(&tag)?;
-                check_prefixes(reader.resolver(), &tag, inherited, &mut prefixes)?;
+                if let Some(prefix) = tag.name().prefix() {
+                    note(prefix.into_inner());
+                }
+                check_attributes(&tag, &mut note)?;
             }
             Event::GeneralRef(reference) => check_reference(&reference)?,
             Event::Text(text) if text.contains("]]>") => {
@@ -619,15 +626,23 @@ fn validate_stanza(text: &str, inherited: &[NsDecl]) -> Result<HashSet<String>, 
             Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {
                 return Err(restricted("declarations are not allowed in stanzas"));
             }
-            Event::Eof => return Ok(prefixes),
+            Event::Eof => break,
         }
     }
+    // Resolving namespaces costs a second pass: only for the stanzas that
+    // use a prefix that may be unbound (`xml` always is bound, and nothing
+    // else may have its namespace).
+    if prefixes.iter().any(|prefix| prefix != "xml" && prefix != "xmlns") {
+        check_bindings(text, inherited)?;
+    }
+    Ok(prefixes)
 }
 
 /// Checks that a tag's name and attribute names are XML names, that its
 /// attributes are well-formed and unique and their values unescape, and
-/// that its namespace declarations are allowed ones.
-fn check_attributes(tag: &BytesStart<'_>) -> Result<(), FrameError> {
+/// that its namespace declarations are allowed ones; tells `note` each
+/// prefix the attribute names use.
+fn check_attributes(tag: &BytesStart<'_>, mut note: impl FnMut(&str)) -> Result<(), FrameError> {
     check_name(tag.name().as_ref())?;
     let mut attributes = tag.attributes();
     attributes.with_checks(true);
@@ -638,22 +653,36 @@ fn check_attributes(tag: &BytesStart<'_>) -> Result<(), FrameError> {
             .map_err(not_well_formed)?;
         let key = attribute.key.as_ref();
         check_name(key)?;
+        if let Some(prefix) = attribute.key.prefix() {
+            note(prefix.into_inner());
+        }
         check_chars(&value)?;
         check_namespace_decl(key, &value)?;
     }
     Ok(())
 }
 
-/// Checks that every prefix `tag` uses is bound, in the stanza or by the
-/// stream header, and that no two of its attributes have the same local
-/// name in the same namespace (`a:x` and `b:x` with `a`, `b` bound alike);
-/// adds the prefixes it uses to `used`. Names without a prefix need no
-/// resolving: duplicates among them are caught as plain duplicates.
-fn check_prefixes(
+/// Checks, with namespaces resolved, that every prefix the stanza uses is
+/// bound, in the stanza or by the stream header's `inherited`
+/// declarations, and that no tag has two attributes with the same local
+/// name in the same namespace (`a:x` and `b:x` with `a`, `b` bound alike).
+fn check_bindings(text: &str, inherited: &[NsDecl]) -> Result<(), FrameError> {
+    let mut reader = NsReader::from_str(text);
+    loop {
+        match reader.read_event().map_err(not_well_formed)? {
+            Event::Start(tag) | Event::Empty(tag) => check_tag_bindings(reader.resolver(), &tag, inherited)?,
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// `check_bindings` for one tag. Names without a prefix need no resolving:
+/// duplicates among them are caught as plain duplicates.
+fn check_tag_bindings(
     resolver: &NamespaceResolver,
     tag: &BytesStart<'_>,
     inherited: &[NsDecl],
-    used: &mut HashSet<String>,
 ) -> Result<(), FrameError> {
     let namespace = |resolved: ResolveResult<'_>| match resolved {
         ResolveResult::Bound(namespace) => Ok(namespace.0.to_owned()),
@@ -664,23 +693,14 @@ fn check_prefixes(
             .map(|decl| decl.value.clone())
             .ok_or_else(|| not_well_formed(format!("namespace prefix {prefix:?} is not declared"))),
     };
-    let mut note = |prefix: &str| {
-        if !used.contains(prefix) {
-            used.insert(prefix.to_owned());
-        }
-    };
-    if let Some(prefix) = tag.name().prefix() {
-        note(prefix.into_inner());
+    if tag.name().prefix().is_some() {
         namespace(resolver.resolve_element(tag.name()).0)?;
     }
     let mut seen = HashSet::new();
     for attribute in tag.attributes().flatten() {
-        let Some(prefix) = attribute.key.prefix().map(|prefix| prefix.into_inner()) else {
-            continue;
-        };
-        note(prefix);
-        if prefix == "xmlns" {
-            continue;
+        match attribute.key.prefix() {
+            Some(prefix) if prefix.into_inner() != "xmlns" => {}
+            _ => continue,
         }
         let (resolved, local) = resolver.resolve_attribute(attribute.key);
         if !seen.insert((namespace(resolved)?, local.as_ref().to_owned())) {
@@ -693,14 +713,16 @@ fn check_prefixes(
 /// Checks that `text` holds only XML characters: no C0 control character
 /// but tab, line feed and carriage return.
 fn check_chars(text: &str) -> Result<(), FrameError> {
-    // One pass over the bytes: every character not allowed is a control
-    // byte or U+FFFE/U+FFFF (EF BF BE/BF), so most text is done here.
-    let bytes = text.as_bytes();
-    let suspect = bytes.iter().enumerate().any(|(at, &byte)| {
-        (byte < b' ' && !matches!(byte, b'\t' | b'\n' | b'\r'))
-            || (byte == 0xEF && bytes.get(at + 1) == Some(&0xBF) && matches!(bytes.get(at + 2), Some(0xBE | 0xBF)))
-    });
-    if !suspect {
+    // One quick pass over the bytes: every character not allowed is a
+    // control byte or starts with EF (U+FFFE, U+FFFF), so most text is done
+    // here; whitespace controls and other EF characters take the slow path.
+    // (In blocks without an early exit, which the compiler vectorises.)
+    let suspect = |block: &[u8]| {
+        block
+            .iter()
+            .fold(false, |found, &byte| found | (byte < b' ') | (byte == 0xEF))
+    };
+    if !text.as_bytes().chunks(64).any(suspect) {
         return Ok(());
     }
     match text.chars().find(|&c| !is_xml_char(c)) {
