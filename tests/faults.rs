@@ -98,7 +98,28 @@ fn a_panic_is_a_trap_with_the_message_and_a_backtrace() {
     assert_eq!(report["kind"], "trap", "{report:#}");
     assert!(output(&report).contains("faulty: about to panic"), "{report:#}");
     assert!(output(&report).contains("faulty: panic on demand"), "{report:#}");
+    assert!(
+        !output(&report).contains("RUST_BACKTRACE"),
+        "advice that cannot work here: {report:#}"
+    );
     assert!(!backtrace(&report).is_empty(), "{report:#}");
+}
+
+#[test]
+fn the_fault_log_line_leads_with_what_the_guest_said_and_spells_the_kind_as_the_report() {
+    let server = Server::start("faulty", &["--on-fault", "skip"]);
+    let mut client = server.open();
+    client.send("<panic/>");
+    let line = server.wait_for_log("handler fault", |_| true);
+    assert_eq!(line["kind"], "trap", "{line:#}");
+    let guest = line["guest"].as_str().unwrap();
+    assert!(guest.contains("faulty: about to panic"), "{line:#}");
+    assert!(guest.contains("faulty: panic on demand"), "{line:#}");
+    client.send("<error/>");
+    let line = server.wait_for_log("handler fault", |line| {
+        line["event"] == "stanza" && line["kind"] != "trap"
+    });
+    assert_eq!(line["kind"], "handler-error", "{line:#}");
 }
 
 #[test]

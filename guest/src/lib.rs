@@ -235,6 +235,7 @@ impl Context {
 /// This is what [`export!`] exports as the WIT `handle` function; it is
 /// public so that handlers can be tested natively.
 pub fn handle<H: Handler>(conn: Connection, state: &[u8], event: Event) -> Result<Outcome, String> {
+    std::panic::set_hook(Box::new(report_panic));
     let mut handler = H::decode(state)?;
     let mut cx = Context {
         conn,
@@ -254,6 +255,22 @@ pub fn handle<H: Handler>(conn: Connection, state: &[u8], event: Event) -> Resul
         state: handler.encode()?,
         actions: cx.actions,
     })
+}
+
+/// Writes a panic to stderr, which the host puts in the crash report and its
+/// log line: the message and where, without the standard hook's advice to
+/// set `RUST_BACKTRACE` (the host records the wasm backtrace itself).
+fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    match info.location() {
+        Some(at) => eprintln!("panicked at {}:{}: {message}", at.file(), at.line()),
+        None => eprintln!("panicked: {message}"),
+    }
 }
 
 /// Exports a [`Handler`] type as the component's `handle` function.

@@ -26,6 +26,22 @@ pub enum FaultKind {
     Conflict,
 }
 
+impl FaultKind {
+    /// The kind's name, as crash reports and logs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trap => "trap",
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+            Self::OutcomeTooLarge => "outcome-too-large",
+            Self::HandlerError => "handler-error",
+            Self::Instantiate => "instantiate",
+            Self::Store => "store",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
 /// A failed event, ready to go into a crash report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Fault {
@@ -39,6 +55,23 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// The first lines of what the guest wrote (a panic message, an
+    /// exception), for a log line a person reads; the crash report keeps
+    /// all of it.
+    pub fn output_head(&self) -> String {
+        const LINES: usize = 3;
+        let mut head: Vec<&str> = self
+            .output
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .take(LINES + 1)
+            .collect();
+        if head.len() > LINES {
+            head[LINES] = "…";
+        }
+        head.join(" | ")
+    }
+
     /// A fault the host found after the guest had finished: no backtrace,
     /// no guest output.
     pub fn host(kind: FaultKind, reason: String) -> Self {

@@ -535,11 +535,13 @@ impl Session {
     }
 
     fn report(&self, event: &Event, fault: &Fault) {
+        // What the guest said first: its own words are what a person needs.
         tracing::warn!(
+            guest = ?fault.output_head(),
             id = self.record.id,
             peer = %self.record.peer,
             event = event.kind(),
-            kind = ?fault.kind,
+            kind = fault.kind.name(),
             reason = ?fault.reason,
             "handler fault"
         );
