@@ -318,3 +318,27 @@ fn the_admin_endpoint_never_removes_a_file_that_is_not_its_socket() {
     );
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
 }
+
+#[test]
+fn check_says_when_it_compiles_and_fills_the_cache_serve_uses() {
+    // The Python handler takes seconds to compile: the first check says so,
+    // the second finds it in the cache, and so does a server.
+    let scratch = Scratch::new("check-cache");
+    let cache = scratch.path("cache");
+    let module = common::built_guest("echo-py");
+    let checked = |args: &[&OsStr]| {
+        let mut full: Vec<&OsStr> = vec!["check".as_ref(), "--cache-dir".as_ref(), cache.as_os_str()];
+        full.extend_from_slice(args);
+        let out = run(&full);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let first = checked(&[module.as_os_str()]);
+    assert!(first.contains("compiling (the first time"), "{first}");
+    let second = checked(&[module.as_os_str()]);
+    assert!(!second.contains("compiling"), "{second}");
+    let cache_flag = cache.to_str().unwrap();
+    let server = Server::start_module(&module, &["--cache-dir", cache_flag]);
+    let loaded = server.wait_for_log("compile cache", |_| true);
+    assert_eq!(loaded["hit"], true, "{loaded:#}");
+}

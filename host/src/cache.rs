@@ -7,6 +7,8 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use wasmtime::Engine;
@@ -44,8 +46,7 @@ impl CompileCache {
                 Err(error) => tracing::warn!(entry = %entry.display(), %error, "discarding a bad compile cache entry"),
             }
         }
-        let compiled = engine
-            .precompile_component(bytes)
+        let compiled = say_if_slow(digest, || engine.precompile_component(bytes))
             .map_err(anyhow::Error::from)
             .context("compiling the component")?;
         self.store(&entry, &compiled);
@@ -64,4 +65,28 @@ impl CompileCache {
             tracing::warn!(entry = %entry.display(), %error, "cannot write the compile cache");
         }
     }
+}
+
+/// How long a compilation may run before the log says what is going on.
+const A_MOMENT: Duration = Duration::from_secs(1);
+
+/// Runs `compile`, and says in the log that module `digest` is being
+/// compiled if that takes longer than a moment (interpreters compiled to
+/// wasm take seconds; a small Rust handler a fraction of one).
+fn say_if_slow<T>(digest: &str, compile: impl FnOnce() -> T) -> T {
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if finished.recv_timeout(A_MOMENT) == Err(mpsc::RecvTimeoutError::Timeout) {
+                tracing::info!(
+                    digest,
+                    "compiling (the first time for this build: it takes a while; \
+                     later loads come from the compile cache)"
+                );
+            }
+        });
+        let result = compile();
+        drop(done);
+        result
+    })
 }

@@ -24,10 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Accept connections and run the handler module for each event.
     Serve(Box<Serve>),
-    /// Check that a module fits the ej world; print what it imports and exports.
+    /// Check that a module fits the ej world; print what it imports and
+    /// exports. What it compiles goes into the compile cache `serve` uses.
     Check {
         /// A component (.wasm) or one compiled by `ej compile` (.cwasm).
         module: PathBuf,
+        /// The compile cache [default: ~/.cache/ej]
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Tell a running `ej serve` to reload every module whose file changed.
     Reload {
@@ -217,14 +221,19 @@ impl Serve {
 
     /// `--cache-dir`, or the user's cache directory.
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-                .unwrap_or_else(|| PathBuf::from(".cache"))
-                .join("ej")
-        })
+        cache_dir(self.cache_dir.clone())
     }
+}
+
+/// `dir`, or the user's cache directory: where compiled modules are kept.
+pub fn cache_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".cache"))
+            .join("ej")
+    })
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(serve) => serve_until_signalled(*serve),
-        Command::Check { module } => check(&module),
+        Command::Check { module, cache_dir } => {
+            init_logging(LogFormat::Text);
+            check(&module, &ej::cli::cache_dir(cache_dir))
+        }
         Command::Reload { admin } => admin_command(&admin, "reload"),
         Command::Status { admin } => admin_command(&admin, "status"),
         Command::Store { data_dir, admin, op } => store(&data_dir, &admin, &op),
@@ -171,8 +174,10 @@ fn store(data_dir: &std::path::Path, admin: &AdminAddr, op: &StoreOp) -> Result<
     Ok(())
 }
 
-fn check(path: &std::path::Path) -> Result<()> {
-    let sandbox = Sandbox::new(SandboxLimits::default())?;
+fn check(path: &std::path::Path, cache_dir: &std::path::Path) -> Result<()> {
+    // The engine `serve` has with the default limits, and its cache: a
+    // module checked once then starts without compiling.
+    let sandbox = Sandbox::new(SandboxLimits::default())?.with_compile_cache(cache_dir)?;
     let module = Module::load(&sandbox, path).with_context(|| format!("{}", path.display()))?;
     println!(
         "{}: fits the ej world (digest {})",
