@@ -20,6 +20,14 @@ fn serve() -> Server {
     server
 }
 
+/// A client whose stream is open, past the features the chat offers on a
+/// plain connection (STARTTLS, which tests/tls.rs takes up).
+fn open(server: &Server) -> Client {
+    let mut client = server.open();
+    client.expect("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>");
+    client
+}
+
 fn sync(client: &mut Client) {
     client.send("<ping/>");
     client.expect(UNKNOWN_PING);
@@ -54,7 +62,7 @@ fn error(room: &str, condition: &str, text: &str) -> String {
 
 /// Three members of the lobby, who have seen each other arrive.
 fn three_in_the_lobby(server: &Server) -> [Client; 3] {
-    let [mut alice, mut bob, mut carol] = [server.open(), server.open(), server.open()];
+    let [mut alice, mut bob, mut carol] = [open(server), open(server), open(server)];
     join(&mut alice, "lobby", "alice");
     join(&mut bob, "lobby", "bob");
     bob.expect(&presence("lobby", "alice"));
@@ -72,7 +80,7 @@ fn messages_fan_out_to_every_member_in_order() {
     const N: usize = 30;
     let server = serve();
     let mut members = three_in_the_lobby(&server);
-    let mut elsewhere = server.open();
+    let mut elsewhere = open(&server);
     join(&mut elsewhere, "dev", "dave");
 
     let nicks = ["alice", "bob", "carol"];
@@ -110,7 +118,7 @@ fn messages_fan_out_to_every_member_in_order() {
 #[test]
 fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
     let server = serve();
-    let mut alice = server.open();
+    let mut alice = open(&server);
     join(&mut alice, "lobby", "alice");
     for i in 0..25 {
         say(&mut alice, "lobby", &format!("m{i}"));
@@ -120,7 +128,7 @@ fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
         format!("<message room='lobby' from='{from}' history='true'><body>{text}</body></message>")
     };
 
-    let mut bob = server.open();
+    let mut bob = open(&server);
     join(&mut bob, "lobby", "bob");
     bob.expect(&presence("lobby", "alice"));
     for i in 5..25 {
@@ -138,7 +146,7 @@ fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
     assert!(stored.lines().next().unwrap().contains("m6"), "{stored}");
 
     let server = server.restart("TERM");
-    let mut carol = server.open();
+    let mut carol = open(&server);
     join(&mut carol, "lobby", "carol");
     for i in 6..25 {
         carol.expect(&history("alice", &format!("m{i}")));
@@ -153,8 +161,8 @@ fn the_last_20_messages_are_replayed_on_join_and_kept_across_a_restart() {
 #[test]
 fn a_nick_taken_in_a_room_is_refused() {
     let server = serve();
-    let mut alice = server.open();
-    let mut bob = server.open();
+    let mut alice = open(&server);
+    let mut bob = open(&server);
     join(&mut alice, "lobby", "al");
     bob.send("<join room='lobby' nick='al'/>");
     bob.expect(&error("lobby", "conflict", "the nick al is taken in lobby"));
@@ -175,7 +183,7 @@ fn of_clients_racing_for_one_nick_exactly_one_gets_it() {
     let conflict = error("lobby", "conflict", "the nick racer is taken in lobby");
     let racers: Vec<_> = (0..RACERS)
         .map(|_| {
-            let mut client = server.open();
+            let mut client = open(&server);
             let (start, conflict) = (Arc::clone(&start), conflict.clone());
             std::thread::spawn(move || {
                 start.wait();
@@ -214,7 +222,7 @@ fn of_clients_racing_for_one_nick_exactly_one_gets_it() {
     let winners = finishers.iter().filter(|(won, _)| *won).count();
     assert_eq!(winners, 1);
     // A newcomer sees one racer, and the one message.
-    let mut newcomer = server.open();
+    let mut newcomer = open(&server);
     join(&mut newcomer, "lobby", "newcomer");
     newcomer.expect(&presence("lobby", "racer"));
     newcomer.expect("<message room='lobby' from='racer' history='true'><body>mine</body></message>");
@@ -231,7 +239,7 @@ fn of_clients_racing_for_one_nick_exactly_one_gets_it() {
 #[test]
 fn unknown_rooms_and_bad_requests_get_clear_errors() {
     let server = serve();
-    let mut client = server.open();
+    let mut client = open(&server);
     let requests = [
         (
             "<join room='nowhere' nick='x'/>",
@@ -311,8 +319,8 @@ fn unknown_rooms_and_bad_requests_get_clear_errors() {
 #[test]
 fn leaving_and_closing_the_stream_tell_the_others() {
     let server = serve();
-    let mut alice = server.open();
-    let mut bob = server.open();
+    let mut alice = open(&server);
+    let mut bob = open(&server);
     join(&mut alice, "lobby", "alice");
     join(&mut bob, "lobby", "bob");
     bob.expect(&presence("lobby", "alice"));
@@ -393,7 +401,7 @@ fn a_client_that_vanishes_mid_conversation_leaves_and_the_others_go_on() {
     }
 
     // Carol's nick is free, and her replacement sees only who is there.
-    let mut carol = server.open();
+    let mut carol = open(&server);
     join(&mut carol, "lobby", "carol");
     carol.expect(&presence("lobby", "alice"));
     carol.expect(&presence("lobby", "bob"));

@@ -402,6 +402,7 @@ impl Direct {
             peer: "127.0.0.1:1".into(),
             listener: "127.0.0.1:2".into(),
             module: module.info().clone(),
+            tls: None,
         };
         Self {
             runtime,

@@ -214,7 +214,7 @@ def _warm_up() -> None:
     code paths, filling caches) is done once, in the snapshot."""
     from wit_world.imports.types import ModuleInfo
 
-    conn = Connection(id=0, peer="", listener="", module=ModuleInfo(digest="", loaded_at_ms=0))
+    conn = Connection(id=0, peer="", listener="", module=ModuleInfo(digest="", loaded_at_ms=0), tls=None)
     world = WitWorld()
     header = "<stream:stream xmlns='jabber:client' to='a&amp;b\n' version='1.0'>"
     state = world.handle(conn, b"", Event_StreamOpen(header)).state

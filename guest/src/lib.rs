@@ -53,7 +53,7 @@ pub mod bindings {
 
 pub use bindings::ej::handler::registry;
 pub use bindings::ej::handler::types::{
-    Action, CloseReason, Connection, Envelope, Event, ModuleInfo, Outcome, Route, Timer,
+    Action, CloseReason, Connection, Envelope, Event, ModuleInfo, Outcome, Route, Timer, TlsInfo,
 };
 
 pub mod store;
@@ -193,6 +193,14 @@ impl Context {
         self.actions.push(Action::ResetStream);
     }
 
+    /// Encrypts the connection (XMPP's STARTTLS): once what was sent before
+    /// is written, the host runs a TLS handshake and restarts the stream;
+    /// from the next event on, [`Connection::tls`] is set. A fault on a
+    /// connection that is already encrypted.
+    pub fn start_tls(&mut self) {
+        self.actions.push(Action::StartTls);
+    }
+
     /// Holds `address`: payloads routed to it come to this connection, until
     /// [`Context::unbind`] or the connection closes. If another connection
     /// holds it, [`Handler::bind_refused`] follows.
@@ -330,6 +338,7 @@ mod tests {
                 digest: "00".repeat(32),
                 loaded_at_ms: 0,
             },
+            tls: None,
         }
     }
 

@@ -29,7 +29,7 @@ use ej::limits::SandboxLimits;
 use ej::module;
 use ej::sandbox::Sandbox;
 use ej::service::Reload;
-use ej::watch::ModuleWatcher;
+use ej::watch::{Watched, Watcher};
 
 use common::{RunningServer, open_stream, read_until};
 
@@ -137,7 +137,7 @@ fn swap(c: &mut Criterion) {
         let watcher = matches!(trigger, Trigger::Watch).then(|| {
             let service = Arc::clone(&fx.server().service);
             let _entered = fx.runtime.enter();
-            ModuleWatcher::start(vec![service]).expect("watching the module file")
+            Watcher::start(vec![Watched::Module(service)]).expect("watching the module file")
         });
         // Warm: two builds taking turns (neither is the original); cold: a new one each time.
         let mut builds = variant::Builds::new(fx.original.clone(), cold);

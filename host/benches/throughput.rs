@@ -7,6 +7,8 @@
 //! stanzas and reads their replies; the figure is stanzas per second.
 //!
 //! - `echo_100x50`: the echo handler.
+//! - `echo_tls_100x50`: the same over TLS 1.3 (connections on the TLS
+//!   listener, handshakes done before measuring).
 //! - `faulty_echo_100x50`: the faulty handler echoing the same stanzas, the
 //!   baseline for the next two (same handler, same state).
 //! - `put_100x50`: every stanza is a `<put/>`: one store write per event,
@@ -38,14 +40,13 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 
 use ej::limits::SandboxLimits;
 use ej::sandbox::Sandbox;
 use ej::service::Reload;
 
-use common::{PATIENCE, RunningServer, open_stream, read_until};
+use common::{Duplex, PATIENCE, RunningServer, open_stream, read_until};
 
 /// Client connections, each a task.
 const CONNECTIONS: usize = 100;
@@ -59,8 +60,8 @@ const STANZA_BYTES: usize = 256;
 /// What the clients of one benchmark send.
 #[derive(Clone, Copy)]
 enum Workload {
-    /// Chat messages, echoed.
-    Echo,
+    /// Chat messages, echoed; over TLS if `tls`.
+    Echo { tls: bool },
     /// `<put key='bench.N' value='…'/>`, answered `<stored key='bench.N'/>`.
     Put,
     /// Pairs routing chat messages to each other, delivered as `<routed>`.
@@ -72,7 +73,7 @@ enum Workload {
 
 /// A client connection and what it sends and gets back.
 struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Duplex>,
     /// `WINDOW` stanzas back to back: a refill is a prefix of this.
     burst: Arc<Vec<u8>>,
     stanza_len: usize,
@@ -81,9 +82,9 @@ struct Client {
 }
 
 impl Client {
-    fn new(stream: TcpStream, stanza: &str, reply_end: &'static [u8]) -> Self {
+    fn new(stream: impl Duplex + 'static, stanza: &str, reply_end: &'static [u8]) -> Self {
         Self {
-            stream,
+            stream: Box::new(stream),
             burst: Arc::new(stanza.repeat(WINDOW).into_bytes()),
             stanza_len: stanza.len(),
             reply_end,
@@ -147,10 +148,11 @@ impl Client {
 async fn connect(server: &RunningServer, workload: Workload, connections: usize) -> Vec<Client> {
     let mut clients = Vec::with_capacity(connections);
     match workload {
-        Workload::Echo | Workload::Put | Workload::Increment { .. } => {
+        Workload::Echo { .. } | Workload::Put | Workload::Increment { .. } => {
+            let connector = server.tls_connector(true);
             for i in 0..connections {
                 let (stanza, reply_end): (String, &[u8]) = match workload {
-                    Workload::Echo => (common::message(STANZA_BYTES, ""), b"</message>"),
+                    Workload::Echo { .. } => (common::message(STANZA_BYTES, ""), b"</message>"),
                     Workload::Put => {
                         let head = format!("<put key='bench.{i}' value='");
                         let value = "v".repeat(STANZA_BYTES - head.len() - "'/>".len());
@@ -166,7 +168,14 @@ async fn connect(server: &RunningServer, workload: Workload, connections: usize)
                     }
                     Workload::Route => unreachable!("routes are set up below"),
                 };
-                let mut stream = open_stream(server.addr).await;
+                let mut stream: Box<dyn Duplex> = match workload {
+                    Workload::Echo { tls: true } => {
+                        let mut stream = server.connect_tls(&connector).await;
+                        common::open(&mut stream).await;
+                        Box::new(stream)
+                    }
+                    _ => Box::new(open_stream(server.addr).await),
+                };
                 stream.write_all(stanza.as_bytes()).await.expect("sending a stanza");
                 read_until(&mut stream, reply_end).await;
                 clients.push(Client::new(stream, &stanza, reply_end));
@@ -313,7 +322,15 @@ fn throughput(c: &mut Criterion) {
         &runtime,
         "echo_100x50",
         echo(),
-        (Workload::Echo, CONNECTIONS),
+        (Workload::Echo { tls: false }, CONNECTIONS),
+        None,
+    );
+    bench(
+        &mut group,
+        &runtime,
+        "echo_tls_100x50",
+        echo(),
+        (Workload::Echo { tls: true }, CONNECTIONS),
         None,
     );
     bench(
@@ -321,7 +338,7 @@ fn throughput(c: &mut Criterion) {
         &runtime,
         "faulty_echo_100x50",
         faulty(),
-        (Workload::Echo, CONNECTIONS),
+        (Workload::Echo { tls: false }, CONNECTIONS),
         None,
     );
     bench(
@@ -360,7 +377,7 @@ fn throughput(c: &mut Criterion) {
         &runtime,
         "echo_100x50_swap_warm",
         echo(),
-        (Workload::Echo, CONNECTIONS),
+        (Workload::Echo { tls: false }, CONNECTIONS),
         Some(false),
     );
     bench(
@@ -368,7 +385,7 @@ fn throughput(c: &mut Criterion) {
         &runtime,
         "echo_100x50_swap_cold",
         echo(),
-        (Workload::Echo, CONNECTIONS),
+        (Workload::Echo { tls: false }, CONNECTIONS),
         Some(true),
     );
     group.finish();

@@ -7,11 +7,14 @@
 //! so one client that stalls or sends garbage holds up nobody else. A Unix
 //! socket is created readable and writable by its owner only.
 //!
-//! Commands: `reload` reloads every module whose file changed; `status`
-//! lists what each module file is serving; `store …` runs an `ej store`
-//! operation (see `store_ops`). Replies are one line per module
-//! (`ok PATH swapped DIGEST`, `ok PATH unchanged DIGEST`, `error PATH REASON`,
-//! or `PATH DIGEST LOADED_AT_MS`) or per store answer, then `end`.
+//! Commands: `reload` reloads every module whose file changed, and the TLS
+//! certificates if theirs did; `status` lists what each module file is
+//! serving; `store …` runs an `ej store` operation (see `store_ops`).
+//! Replies are one line per module (`ok PATH swapped DIGEST`,
+//! `ok PATH unchanged DIGEST`, `error PATH REASON`, or
+//! `PATH DIGEST LOADED_AT_MS`) and for the certificates (`ok certificates
+//! reloaded|unchanged`, `error certificates REASON`), or per store answer,
+//! then `end`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,6 +32,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::db::Db;
 use crate::service::{Reload, Service};
 use crate::store_ops::{StoreOp, execute};
+use crate::tls::Tls;
 
 /// How long an admin client may take to send its command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -131,18 +135,18 @@ impl AdminEndpoint {
 
     /// Serves admin commands until `shutdown` turns true, each client in a
     /// task of its own, at most `MAX_CLIENTS` at once.
-    pub async fn run(self, services: Vec<Arc<Service>>, db: Arc<Db>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, server: Served, mut shutdown: watch::Receiver<bool>) {
         let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
-        let services: Arc<[Arc<Service>]> = services.into();
+        let server = Arc::new(server);
         loop {
             let Ok(permit) = Arc::clone(&clients).acquire_owned().await else {
                 break;
             };
-            let (services, db) = (Arc::clone(&services), Arc::clone(&db));
+            let server = Arc::clone(&server);
             tokio::select! {
                 stream = self.accept() => if let Some(stream) = stream {
                     tokio::spawn(async move {
-                        answer(stream, &services, &db).await;
+                        answer(stream, &server).await;
                         drop(permit);
                     });
                 },
@@ -162,19 +166,27 @@ impl AdminEndpoint {
     }
 }
 
+/// What the admin commands act on.
+pub struct Served {
+    /// One per module file.
+    pub services: Vec<Arc<Service>>,
+    pub db: Arc<Db>,
+    pub tls: Arc<Tls>,
+}
+
 /// An accepted admin client's stream, TCP or Unix.
 trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
 
 /// Reads one command and writes its reply, each within its time limit.
-async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, services: &[Arc<Service>], db: &Db) {
+async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, server: &Served) {
     let (read, mut write) = tokio::io::split(stream);
     let mut command = Vec::new();
     let mut read = BufReader::new(read.take(MAX_COMMAND));
     let reply = match tokio::time::timeout(COMMAND_TIMEOUT, read.read_until(b'\n', &mut command)).await {
         Ok(Ok(_)) => match std::str::from_utf8(&command) {
-            Ok(command) => run(command.trim(), services, db).await,
+            Ok(command) => run(command.trim(), server).await,
             Err(_) => vec!["error - the command is not UTF-8 text".to_string()],
         },
         _ => vec!["error - no command received".to_string()],
@@ -184,10 +196,11 @@ async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, services: &[Arc<Ser
     let _ = tokio::time::timeout(REPLY_TIMEOUT, write.write_all(text.as_bytes())).await;
 }
 
-async fn run(command: &str, services: &[Arc<Service>], db: &Db) -> Vec<String> {
+async fn run(command: &str, server: &Served) -> Vec<String> {
+    let services = &server.services;
     if let Some(operation) = command.strip_prefix("store ") {
         let reply = match StoreOp::from_command(operation) {
-            Ok(op) => execute(db, &op).await,
+            Ok(op) => execute(&server.db, &op).await,
             Err(error) => Err(error),
         };
         return reply.map_or_else(|error| vec![format!("error - {error:#}")], |reply| reply.to_lines());
@@ -200,9 +213,14 @@ async fn run(command: &str, services: &[Arc<Service>], db: &Db) -> Vec<String> {
                 lines.push(match service.reload_and_log().await {
                     Ok(Reload::Swapped(info)) => format!("ok {path} swapped {}", info.digest),
                     Ok(Reload::Unchanged(info)) => format!("ok {path} unchanged {}", info.digest),
-                    Err(error) => format!("error {path} {}", format!("{error:#}").replace('\n', " ")),
+                    Err(error) => format!("error {path} {}", one_line(&error)),
                 });
             }
+            lines.push(match server.tls.certificates.reload_and_log() {
+                Ok(true) => "ok certificates reloaded".to_owned(),
+                Ok(false) => "ok certificates unchanged".to_owned(),
+                Err(error) => format!("error certificates {}", one_line(&error)),
+            });
         }
         "status" => {
             for service in services {
@@ -219,6 +237,10 @@ async fn run(command: &str, services: &[Arc<Service>], db: &Db) -> Vec<String> {
         other => lines.push(format!("error - unknown command {other:?} (use reload or status)")),
     }
     lines
+}
+
+fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}").replace('\n', " ")
 }
 
 /// Sends `command` to a running server's admin endpoint and returns its

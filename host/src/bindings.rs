@@ -7,7 +7,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::ej::handler::types::{Action, CloseReason, Envelope, ModuleInfo};
+pub use self::ej::handler::types::{Action, CloseReason, Envelope, ModuleInfo, TlsInfo};
 
 impl Event {
     /// The event's name in crash reports and logs.
@@ -35,6 +35,7 @@ impl CloseReason {
             CloseReason::Fault => "fault",
             CloseReason::StreamError => "stream-error",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::TlsFailed => "tls-failed",
         }
     }
 }
@@ -54,7 +55,7 @@ impl Outcome {
                     | Action::CancelTimer(text) => text.len(),
                     Action::Route(route) => route.to.len() + route.payload.len(),
                     Action::SetTimer(timer) => timer.tag.len(),
-                    Action::Close(None) | Action::Throttle(_) | Action::ResetStream => 0,
+                    Action::Close(None) | Action::Throttle(_) | Action::ResetStream | Action::StartTls => 0,
                 })
                 .sum::<usize>()
     }

@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::admin::AdminAddr;
 use crate::limits::{ConnectionLimits, FaultPolicy, SandboxLimits};
+use crate::session::Encryption;
 use crate::store_ops::StoreOp;
+use crate::tls::CertPaths;
 
 /// Serve long-lived XML streams with protocol logic in a sandboxed
 /// WebAssembly component: a fresh instance for every event.
@@ -57,6 +59,9 @@ pub enum Command {
         #[command(subcommand)]
         op: StoreOp,
     },
+    /// Make TLS certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Compile a component ahead of time, so `ej serve` starts in milliseconds.
     Compile {
         /// The component to compile (.wasm).
@@ -64,6 +69,27 @@ pub enum Command {
         /// Where to write the compiled module (.cwasm).
         #[arg(short, long)]
         output: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Write a new self-signed certificate and its key, for local use
+    /// (peers must be told to trust it): `ej serve --tls-cert … --tls-key …`.
+    New {
+        /// A name it is for (a domain or an IP address); repeat for more.
+        /// The first is its subject.
+        #[arg(long, required = true, value_name = "NAME")]
+        domain: Vec<String>,
+        /// Where to write the certificate [default: NAME.crt]
+        #[arg(long, value_name = "PATH")]
+        cert: Option<PathBuf>,
+        /// Where to write the key, readable by its owner only [default: NAME.key]
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -76,6 +102,10 @@ pub struct Serve {
     /// (`127.0.0.1:5222=chat.wasm`); repeat to listen on several.
     #[arg(long, value_name = "ADDR[=MODULE]", default_value = "127.0.0.1:5222")]
     pub listen: Vec<Listen>,
+    /// Address to listen on with TLS from the first byte (XMPP's direct
+    /// TLS, port 5223), optionally with its own module; repeat for several.
+    #[arg(long, value_name = "ADDR[=MODULE]")]
+    pub listen_tls: Vec<Listen>,
     /// The handler for listeners without a module of their own: a component
     /// (.wasm) or one compiled by `ej compile` (.cwasm).
     #[arg(long, value_name = "PATH")]
@@ -102,6 +132,8 @@ pub struct Serve {
     pub max_connections: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Append crash reports (one JSON line per handler fault) to this file
     /// instead of stderr.
     #[arg(long, value_name = "PATH")]
@@ -181,6 +213,49 @@ pub struct LimitArgs {
     pub shutdown_timeout: Duration,
 }
 
+/// The certificates presented on TLS listeners and after `start-tls`.
+#[derive(Args, Debug)]
+pub struct TlsArgs {
+    /// A certificate chain to present (PEM, end-entity certificate first),
+    /// paired with the `--tls-key` in the same place; repeat both for
+    /// several domains: each peer gets the one valid for the name it asks
+    /// for (SNI), or the first. Reloaded with the modules. Without one, a
+    /// self-signed certificate for localhost is made under --data-dir.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Vec<PathBuf>,
+    /// The private key of the `--tls-cert` in the same place (PEM).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Vec<PathBuf>,
+    /// How long a TLS handshake may take; a peer that stalls is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+    /// TLS sessions remembered for resumption (the oldest are forgotten).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub tls_sessions: usize,
+}
+
+impl TlsArgs {
+    /// The certificate and key pairs given, in order.
+    pub fn pairs(&self) -> Result<Vec<CertPaths>, String> {
+        if self.tls_cert.len() != self.tls_key.len() {
+            return Err(format!(
+                "{} --tls-cert but {} --tls-key: give one key for each certificate",
+                self.tls_cert.len(),
+                self.tls_key.len()
+            ));
+        }
+        Ok(self
+            .tls_cert
+            .iter()
+            .zip(&self.tls_key)
+            .map(|(cert, key)| CertPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .collect())
+    }
+}
+
 /// One `--listen` value.
 #[derive(Clone, Debug)]
 pub struct Listen {
@@ -205,12 +280,15 @@ impl FromStr for Listen {
 }
 
 impl Serve {
-    /// The module each listener serves: its own, or `--module`.
-    pub fn listeners(&self) -> Result<Vec<(SocketAddr, PathBuf)>, String> {
-        self.listen
-            .iter()
-            .map(|listen| match (&listen.module, &self.module) {
-                (Some(module), _) | (None, Some(module)) => Ok((listen.addr, module.clone())),
+    /// Each listener: its address, the module it serves (its own, or
+    /// `--module`), and whether it is a TLS listener.
+    pub fn listeners(&self) -> Result<Vec<(SocketAddr, PathBuf, Encryption)>, String> {
+        let plain = self.listen.iter().map(|listen| (listen, Encryption::Plain));
+        let direct = self.listen_tls.iter().map(|listen| (listen, Encryption::Direct));
+        plain
+            .chain(direct)
+            .map(|(listen, encryption)| match (&listen.module, &self.module) {
+                (Some(module), _) | (None, Some(module)) => Ok((listen.addr, module.clone(), encryption)),
                 (None, None) => Err(format!(
                     "no module for {}: give --module or --listen ADDR=MODULE",
                     listen.addr
@@ -343,8 +421,16 @@ mod tests {
         assert_eq!(
             listeners.unwrap(),
             vec![
-                ("127.0.0.1:1".parse().unwrap(), PathBuf::from("a.wasm")),
-                ("127.0.0.1:2".parse().unwrap(), PathBuf::from("b.wasm")),
+                (
+                    "127.0.0.1:1".parse().unwrap(),
+                    PathBuf::from("a.wasm"),
+                    Encryption::Plain
+                ),
+                (
+                    "127.0.0.1:2".parse().unwrap(),
+                    PathBuf::from("b.wasm"),
+                    Encryption::Plain
+                ),
             ]
         );
         assert!(

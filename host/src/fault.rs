@@ -24,6 +24,9 @@ pub enum FaultKind {
     /// The event's store reads were changed by other commits every time it
     /// ran, `--max-retries` times over.
     Conflict,
+    /// The outcome asked for something the host cannot do on this
+    /// connection (`start-tls` on one already encrypted).
+    BadAction,
 }
 
 impl FaultKind {
@@ -38,6 +41,7 @@ impl FaultKind {
             Self::Instantiate => "instantiate",
             Self::Store => "store",
             Self::Conflict => "conflict",
+            Self::BadAction => "bad-action",
         }
     }
 }

@@ -273,6 +273,11 @@ impl Framer {
         Ok(None)
     }
 
+    /// Bytes pushed and not yet framed or skipped.
+    pub fn unframed(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
     /// Restarts the stream: what follows must be a new (optional XML
     /// declaration and) stream header, as after SASL in XMPP. Bytes already
     /// pushed but not yet framed are kept and framed under the new stream.

@@ -25,6 +25,7 @@ pub mod session;
 pub mod store_ops;
 pub mod throttle;
 pub mod timers;
+pub mod tls;
 pub mod transport;
 pub mod warning;
 pub mod watch;

@@ -7,8 +7,8 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use tokio::sync::watch;
 
-use ej::admin::{self, AdminAddr, AdminEndpoint};
-use ej::cli::{Cli, Command, LogFormat, Serve};
+use ej::admin::{self, AdminAddr, AdminEndpoint, Served};
+use ej::cli::{CertCommand, Cli, Command, LogFormat, Serve};
 use ej::crash::CrashLog;
 use ej::db::{Db, InUse};
 use ej::imports::Env;
@@ -19,7 +19,8 @@ use ej::sandbox::Sandbox;
 use ej::server::Server;
 use ej::service::Service;
 use ej::store_ops::{StoreOp, StoreReply, execute};
-use ej::watch::ModuleWatcher;
+use ej::tls::{CertPaths, Certificates, Tls, local_pair, write_self_signed};
+use ej::watch::{Watched, Watcher};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Status { admin } => admin_command(&admin, "status"),
         Command::Store { data_dir, admin, op } => store(&data_dir, &admin, &op),
         Command::Compile { module, output } => compile(&module, &output),
+        Command::Cert(command) => cert(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,6 +54,16 @@ fn serve_until_signalled(args: Serve) -> Result<()> {
 async fn serve(args: Serve) -> Result<()> {
     let listeners = args.listeners().map_err(anyhow::Error::msg)?;
     let sandbox = Arc::new(Sandbox::new(args.limits.sandbox())?.with_compile_cache(&args.cache_dir())?);
+    // Modules first: one that does not load is refused before anything is
+    // written (the store, a certificate).
+    let mut modules: Vec<Module> = Vec::new();
+    for (_, path, _) in &listeners {
+        if !modules.iter().any(|module| module.path() == path) {
+            let module = Module::load(&sandbox, path).with_context(|| format!("{}", path.display()))?;
+            tracing::info!(module = %path.display(), digest = %module.info().digest, "module loaded");
+            modules.push(module);
+        }
+    }
     let env = Env {
         db: Arc::new(Db::open(&args.data_dir)?),
         registry: Arc::new(Registry::default()),
@@ -60,36 +72,47 @@ async fn serve(args: Serve) -> Result<()> {
         Some(path) => CrashLog::file(path)?,
         None => CrashLog::stderr(),
     });
+    let mut pairs = args.tls.pairs().map_err(anyhow::Error::msg)?;
+    if pairs.is_empty() {
+        pairs.push(local_pair(&args.data_dir)?);
+    }
+    let tls = Arc::new(Tls {
+        certificates: Certificates::load(pairs, args.tls.tls_sessions)?,
+        handshake_timeout: args.tls.tls_handshake_timeout,
+    });
 
     // One service per module file: listeners sharing a file share its swaps.
-    let mut services: Vec<Arc<Service>> = Vec::new();
+    let services: Vec<Arc<Service>> = modules
+        .into_iter()
+        .map(|module| {
+            Arc::new(Service::new(
+                Arc::clone(&sandbox),
+                env.clone(),
+                module,
+                args.limits.connection(args.on_fault),
+                Arc::clone(&crash_log),
+                Arc::clone(&tls),
+            ))
+        })
+        .collect();
     let mut bound = Vec::new();
-    for (addr, path) in listeners {
-        let service = match services.iter().find(|service| service.path() == path) {
-            Some(service) => Arc::clone(service),
-            None => {
-                let module = Module::load(&sandbox, &path).with_context(|| format!("{}", path.display()))?;
-                tracing::info!(module = %path.display(), digest = %module.info().digest, "module loaded");
-                let connection_limits = args.limits.connection(args.on_fault);
-                let service = Arc::new(Service::new(
-                    Arc::clone(&sandbox),
-                    env.clone(),
-                    module,
-                    connection_limits,
-                    Arc::clone(&crash_log),
-                ));
-                services.push(Arc::clone(&service));
-                service
-            }
-        };
-        bound.push(Server::bind(addr, service, args.max_connections).await?);
+    for (addr, path, encryption) in listeners {
+        let service = services.iter().find(|service| service.path() == path).expect("loaded above");
+        bound.push(Server::bind(addr, Arc::clone(service), encryption, args.max_connections).await?);
     }
 
     let (stop, stopped) = watch::channel(false);
     let admin = AdminEndpoint::bind(&args.admin).await?;
-    let admin = tokio::spawn(admin.run(services.clone(), Arc::clone(&env.db), stopped.clone()));
+    let served = Served {
+        services: services.clone(),
+        db: Arc::clone(&env.db),
+        tls: Arc::clone(&tls),
+    };
+    let admin = tokio::spawn(admin.run(served, stopped.clone()));
     let _watcher = if args.watch {
-        Some(ModuleWatcher::start(services.clone())?)
+        let mut watched: Vec<Watched> = services.iter().cloned().map(Watched::Module).collect();
+        watched.push(Watched::Certificates(Arc::clone(&tls)));
+        Some(Watcher::start(watched)?)
     } else {
         None
     };
@@ -102,7 +125,7 @@ async fn serve(args: Serve) -> Result<()> {
         servers.push(tokio::spawn(server.run(stopped.clone())));
     }
 
-    wait_for_stop(&services).await?;
+    wait_for_stop(&services, &tls).await?;
     tracing::info!("shutting down: no new connections; closing streams");
     let _ = stop.send(true);
     for server in servers {
@@ -112,8 +135,9 @@ async fn serve(args: Serve) -> Result<()> {
     Ok(())
 }
 
-/// Returns on SIGINT or SIGTERM; reloads every module on SIGHUP.
-async fn wait_for_stop(services: &[Arc<Service>]) -> Result<()> {
+/// Returns on SIGINT or SIGTERM; reloads every module and the
+/// certificates on SIGHUP.
+async fn wait_for_stop(services: &[Arc<Service>], tls: &Tls) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
@@ -122,11 +146,12 @@ async fn wait_for_stop(services: &[Arc<Service>]) -> Result<()> {
             result = tokio::signal::ctrl_c() => return Ok(result?),
             _ = terminate.recv() => return Ok(()),
             _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading modules");
+                tracing::info!("SIGHUP: reloading modules and certificates");
                 for service in services {
                     // A rejected module is logged and the old one keeps serving.
                     let _ = service.reload_and_log().await;
                 }
+                let _ = tls.certificates.reload_and_log();
             }
         }
     }
@@ -187,6 +212,33 @@ fn check(path: &std::path::Path, cache_dir: &std::path::Path) -> Result<()> {
     for line in module.describe(sandbox.engine()) {
         println!("  {line}");
     }
+    Ok(())
+}
+
+/// `ej cert new`.
+fn cert(command: CertCommand) -> Result<()> {
+    let CertCommand::New {
+        domain,
+        cert,
+        key,
+        force,
+    } = command;
+    let paths = CertPaths {
+        cert: cert.unwrap_or_else(|| format!("{}.crt", domain[0]).into()),
+        key: key.unwrap_or_else(|| format!("{}.key", domain[0]).into()),
+    };
+    for path in [&paths.cert, &paths.key] {
+        if path.exists() && !force {
+            anyhow::bail!("{} exists (give --force to replace it)", path.display());
+        }
+    }
+    write_self_signed(&domain, &paths)?;
+    println!(
+        "{} and {}: self-signed for {}",
+        paths.cert.display(),
+        paths.key.display(),
+        domain.join(", ")
+    );
     Ok(())
 }
 

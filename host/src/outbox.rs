@@ -11,6 +11,8 @@ use tokio::sync::Notify;
 pub struct Outbox {
     queue: Mutex<Queue>,
     ready: Notify,
+    /// Woken when everything queued has been written.
+    drained: Notify,
     max_bytes: usize,
 }
 
@@ -31,6 +33,7 @@ impl Outbox {
         Self {
             queue: Mutex::default(),
             ready: Notify::new(),
+            drained: Notify::new(),
             max_bytes,
         }
     }
@@ -83,7 +86,24 @@ impl Outbox {
 
     /// Marks `bytes` as written, making room for more.
     pub fn written(&self, bytes: usize) {
-        self.lock().bytes -= bytes;
+        let mut queue = self.lock();
+        queue.bytes -= bytes;
+        if queue.bytes == 0 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Waits until everything queued has been written.
+    pub async fn flushed(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.lock().bytes == 0 {
+                return;
+            }
+            drained.await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::service::Service;
-use crate::session;
+use crate::session::{self, Encryption};
 use crate::warning::Warning;
 
 /// Connection ids, unique across the listeners of one process.
@@ -21,19 +21,26 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Server {
     listener: TcpListener,
     service: Arc<Service>,
+    encryption: Encryption,
     sessions: Arc<Semaphore>,
     max_connections: u32,
 }
 
 impl Server {
     /// Binds `addr` (port 0 picks a free port; see `local_addr`).
-    pub async fn bind(addr: SocketAddr, service: Arc<Service>, max_connections: u32) -> Result<Self> {
+    pub async fn bind(
+        addr: SocketAddr,
+        service: Arc<Service>,
+        encryption: Encryption,
+        max_connections: u32,
+    ) -> Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
         Ok(Self {
             listener,
             service,
+            encryption,
             sessions: Arc::new(Semaphore::new(max_connections as usize)),
             max_connections,
         })
@@ -70,8 +77,9 @@ impl Server {
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
             let service = Arc::clone(&self.service);
             let shutdown = shutdown.clone();
+            let encryption = self.encryption;
             tokio::spawn(async move {
-                session::run(stream, id, service, shutdown).await;
+                session::run(stream, id, service, encryption, shutdown).await;
                 drop(permit);
             });
         }

@@ -14,6 +14,7 @@ use crate::imports::Env;
 use crate::limits::ConnectionLimits;
 use crate::module::{self, Module};
 use crate::sandbox::Sandbox;
+use crate::tls::Tls;
 
 /// Everything a session needs from the server, shared by its sessions.
 pub struct Service {
@@ -22,6 +23,8 @@ pub struct Service {
     pub env: Env,
     pub limits: ConnectionLimits,
     pub crash_log: Arc<CrashLog>,
+    /// The certificates presented, shared with every other listener.
+    pub tls: Arc<Tls>,
     /// The module file, read again on reload.
     path: PathBuf,
     module: RwLock<Arc<Module>>,
@@ -45,12 +48,14 @@ impl Service {
         module: Module,
         limits: ConnectionLimits,
         crash_log: Arc<CrashLog>,
+        tls: Arc<Tls>,
     ) -> Self {
         Self {
             sandbox,
             env,
             limits,
             crash_log,
+            tls,
             path: module.path().to_path_buf(),
             module: RwLock::new(Arc::new(module)),
             reloading: tokio::sync::Mutex::new(()),

@@ -10,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -29,29 +28,46 @@ use crate::registry::{Delivery, Holder};
 use crate::service::Service;
 use crate::throttle::Rate;
 use crate::timers::{Full, Timers};
-use crate::transport::{self, INPUT_CHUNKS, Input, ReaderEnd, ReaderTask};
+use crate::transport::{Input, Link, ReaderEnd};
 use crate::warning::Warning;
 
+/// How a connection is encrypted from the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// Plain until a handler asks for `start-tls`.
+    Plain,
+    /// A TLS handshake before the first event (a TLS listener).
+    Direct,
+}
+
 /// Serves one accepted connection until it closes.
-pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    stream: TcpStream,
+    id: u64,
+    service: Arc<Service>,
+    encryption: Encryption,
+    shutdown: watch::Receiver<bool>,
+) {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
     // Stanzas are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let stream = Arc::new(stream);
+    let (tls, encrypted) = match encryption {
+        Encryption::Plain => (None, None),
+        Encryption::Direct => match service.tls.accept(&stream).await {
+            Ok(established) => (Some(established.info), Some(established.encrypted)),
+            Err(reason) => {
+                // The peer never reached the handler: no events, just a line.
+                log_tls_failure(id, &peer.to_string(), &reason);
+                return;
+            }
+        },
+    };
     let limits = &service.limits;
     let outbox = Arc::new(Outbox::new(limits.max_outbound_bytes));
     let rate = Rate::new(limits.read_rate);
-    let (input_tx, input_rx) = mpsc::channel(INPUT_CHUNKS);
-    let reset = Arc::new(AtomicBool::new(false));
-    let reader = tokio::spawn(transport::read(
-        Arc::clone(&stream),
-        input_tx,
-        rate.clone(),
-        Arc::clone(&reset),
-    ));
-    let writer = tokio::spawn(transport::write(Arc::clone(&stream), Arc::clone(&outbox)));
+    let link = Link::start(stream, Arc::clone(&outbox), rate.clone(), encrypted);
 
     let module = service.module();
     let (mailbox, deliveries) = mpsc::channel(limits.mailbox);
@@ -65,6 +81,7 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
             peer: peer.to_string(),
             listener: local.to_string(),
             module: module.info().clone(),
+            tls,
         },
         module,
         state: Vec::new(),
@@ -72,23 +89,26 @@ pub async fn run(stream: TcpStream, id: u64, service: Arc<Service>, shutdown: wa
         outbox,
         rate,
         opened: false,
-        reset,
+        link,
         shutdown,
         service: Arc::clone(&service),
     };
     tracing::debug!(id, %peer, "connection opened");
 
-    let mut reader = ReaderTask {
-        handle: reader,
-        done: false,
-    };
     let mut deliveries = deliveries;
-    let ending = session.serve(input_rx, &mut deliveries, &mut reader).await;
+    let ending = session.serve(&mut deliveries).await;
     session.finish(&ending, deliveries).await;
 
-    reader.stop().await;
-    transport::close_lingering(&stream, writer, service.limits.linger).await;
+    session.link.close(service.limits.linger).await;
     tracing::info!(id, %peer, reason = ending.reason.name(), "connection closed");
+}
+
+/// Logs a failed handshake, at most a few times a second.
+fn log_tls_failure(id: u64, peer: &str, reason: &str) {
+    static FAILED: Warning = Warning::new();
+    if let Some(suppressed) = FAILED.due() {
+        tracing::info!(id, peer, reason, suppressed, "TLS failed");
+    }
 }
 
 /// The state of one session's event loop.
@@ -114,8 +134,8 @@ struct Session {
     /// Events this connection caused itself (an undeliverable payload, a
     /// refused bind): handled before anything new.
     pending: VecDeque<Event>,
-    /// Set by the reader when the peer resets the connection.
-    reset: Arc<AtomicBool>,
+    /// The socket, and the tasks reading and writing it.
+    link: Link,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -167,6 +187,11 @@ impl Ending {
         Self::with_error(CloseReason::Shutdown, "system-shutdown", "the server is shutting down")
     }
 
+    /// TLS failed: nothing more can be written in the clear, or read.
+    fn tls_failed() -> Self {
+        Self::quietly(CloseReason::TlsFailed)
+    }
+
     fn slow_reader() -> Self {
         Self::with_error(
             CloseReason::StreamError,
@@ -180,23 +205,15 @@ impl Session {
     /// Runs events until the stream ends, the peer leaves, a handler or the
     /// host closes the connection, or the server shuts down. Stanzas, routed
     /// events and timers all pass through here, one at a time.
-    async fn serve(
-        &mut self,
-        mut input: mpsc::Receiver<Input>,
-        deliveries: &mut mpsc::Receiver<Delivery>,
-        reader: &mut ReaderTask,
-    ) -> Ending {
+    async fn serve(&mut self, deliveries: &mut mpsc::Receiver<Delivery>) -> Ending {
         let mut shutdown = self.shutdown.clone();
         loop {
             let next_timer = self.timers.next();
             let flow = tokio::select! {
-                end = &mut reader.handle, if !reader.done => {
-                    reader.done = true;
-                    match end {
-                        Ok(ReaderEnd::Delivered) => continue,
-                        Ok(ReaderEnd::Gone) | Err(_) => return Ending::quietly(CloseReason::Disconnected),
-                    }
-                }
+                end = self.link.reader.end() => match end {
+                    ReaderEnd::Delivered => continue,
+                    ReaderEnd::Gone => return Ending::quietly(CloseReason::Disconnected),
+                },
                 _ = shutdown.changed() => return Ending::shutdown(),
                 Some(delivery) = deliveries.recv() => self.dispatch(match delivery {
                     Delivery::Routed { envelope, .. } => Event::Routed(envelope),
@@ -206,9 +223,13 @@ impl Session {
                     Some(tag) => self.dispatch(Event::Timer(tag)).await,
                     None => continue,
                 },
-                next = input.recv() => match next {
+                next = self.link.input.recv() => match next {
                     Some(Input::Data(bytes)) => self.on_bytes(&bytes).await,
                     Some(Input::Eof) | None => return Ending::quietly(CloseReason::Disconnected),
+                    Some(Input::TlsFailed(reason)) => {
+                        log_tls_failure(self.record.id, &self.record.peer, &reason);
+                        return Ending::tls_failed();
+                    }
                 },
             };
             if let Flow::End(ending) = flow {
@@ -221,7 +242,7 @@ impl Session {
     /// peer reset the connection (what it sent is dropped, not handled), or
     /// the server is shutting down.
     fn interrupted(&self) -> Option<Ending> {
-        if self.reset.load(Ordering::Acquire) {
+        if self.link.is_reset() {
             Some(Ending::quietly(CloseReason::Disconnected))
         } else if *self.shutdown.borrow() {
             Some(Ending::shutdown())
@@ -288,7 +309,7 @@ impl Session {
     /// Runs one event; commits its outcome, or discards it on a fault.
     async fn dispatch_one(&mut self, event: Event) -> Flow {
         match self.run(&event).await {
-            Ok(actions) => self.apply(actions),
+            Ok(actions) => self.apply(actions).await,
             Err(fault) => {
                 self.report(&event, &fault);
                 match self.service.limits.on_fault {
@@ -325,6 +346,7 @@ impl Session {
                 .sandbox
                 .handle(&self.module, &self.record, &self.state, event, env)
                 .await?;
+            self.check(&completed.outcome.actions)?;
             completed.transaction.retries = retries;
             // The writes are durable before anything the event asked for
             // happens, so whoever hears of it can read them.
@@ -351,8 +373,30 @@ impl Session {
         ))
     }
 
+    /// Refuses, before anything of it commits, an outcome asking for what
+    /// the host cannot do on this connection.
+    fn check(&self, actions: &[Action]) -> Result<(), Fault> {
+        let handshakes = actions
+            .iter()
+            .filter(|action| matches!(action, Action::StartTls))
+            .count();
+        if handshakes > usize::from(!self.link.is_encrypted()) {
+            return Err(Fault::host(
+                FaultKind::BadAction,
+                "start-tls on a connection that is already encrypted".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Carries out a successful event's actions, in order.
-    fn apply(&mut self, actions: Vec<Action>) -> Flow {
+    async fn apply(&mut self, actions: Vec<Action>) -> Flow {
+        if actions.iter().any(|action| matches!(action, Action::StartTls)) {
+            // Stop reading before anything of this outcome is written: all
+            // that was read until now was sent before the peer could have
+            // seen the answer, so none of it can be its handshake.
+            self.link.stop_reading().await;
+        }
         for action in actions {
             match action {
                 Action::Send(text) => {
@@ -370,6 +414,12 @@ impl Session {
                 }
                 Action::Throttle(bytes_per_sec) => self.rate.set(bytes_per_sec),
                 Action::ResetStream => self.framer.reset(),
+                Action::StartTls => {
+                    if let Err(reason) = self.start_tls().await {
+                        log_tls_failure(self.record.id, &self.record.peer, &reason);
+                        return Flow::End(Ending::tls_failed());
+                    }
+                }
                 Action::Bind(address) => self.bind(address),
                 Action::Unbind(address) => self.unbind(&address),
                 Action::Route(route) => self.route(route),
@@ -391,6 +441,38 @@ impl Session {
             }
         }
         Flow::Continue
+    }
+
+    /// The `start-tls` action (reading was stopped before the outcome was
+    /// applied): refuses bytes the peer sent before it could have known to
+    /// start its handshake, writes what was sent so far, runs the
+    /// handshake, and restarts the stream, encrypted.
+    async fn start_tls(&mut self) -> Result<(), String> {
+        // STARTTLS command injection (CVE-2011-0411): what follows the
+        // stanza that asked for TLS in the clear must not be read as if it
+        // came through TLS.
+        let early = self.framer.unframed()
+            + std::iter::from_fn(|| self.link.input.try_recv().ok())
+                .map(|input| match input {
+                    Input::Data(bytes) => bytes.len(),
+                    Input::Eof | Input::TlsFailed(_) => 0,
+                })
+                .sum::<usize>();
+        if early > 0 {
+            return Err(format!(
+                "the peer sent {early} bytes between start-tls and its handshake: dropped unread"
+            ));
+        }
+        let timeout = self.service.tls.handshake_timeout;
+        tokio::time::timeout(timeout, self.link.flushed())
+            .await
+            .map_err(|_| format!("what preceded start-tls was not read within {timeout:?}"))?;
+        let established = self.service.tls.accept(&self.link.stream).await?;
+        tracing::debug!(id = self.record.id, resumed = established.resumed, "TLS started");
+        self.link.encrypt(established.encrypted);
+        self.record.tls = Some(established.info);
+        self.framer = Framer::new(self.service.limits.max_stanza_bytes);
+        Ok(())
     }
 
     fn bind(&mut self, address: String) {
@@ -479,7 +561,7 @@ impl Session {
     /// the host's stream error, if any, closes the stream.
     async fn finish(&mut self, ending: &Ending, mut deliveries: mpsc::Receiver<Delivery>) {
         let event = Event::Closed(ending.reason);
-        let peer_is_there = ending.reason != CloseReason::Disconnected;
+        let peer_is_there = !matches!(ending.reason, CloseReason::Disconnected | CloseReason::TlsFailed);
         match self.run(&event).await {
             Ok(actions) => {
                 for action in actions {

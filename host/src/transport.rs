@@ -1,5 +1,7 @@
 //! The socket side of a session: a reader task that owns inbound flow
-//! control, and a writer task that drains the session's outbox.
+//! control, and a writer task that drains the session's outbox; on an
+//! encrypted connection they decrypt and encrypt on the way, and the plain
+//! path does neither.
 //!
 //! The reader pauses when the connection's token bucket is empty or the
 //! event loop is behind (so TCP backpressure reaches the peer), but even
@@ -20,18 +22,21 @@ use tokio::task::JoinHandle;
 
 use crate::outbox::Outbox;
 use crate::throttle::{Rate, Throttle};
+use crate::tls::{Encrypted, Received, TlsSession};
 
 /// Largest single read from a socket.
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads buffered between the reader and the event loop; with `READ_CHUNK`
 /// this bounds a session's unframed input.
-pub const INPUT_CHUNKS: usize = 4;
+const INPUT_CHUNKS: usize = 4;
 
 /// What the reader hands the event loop.
 pub enum Input {
     Data(Vec<u8>),
     /// The peer has sent everything it will (it closed its sending side).
     Eof,
+    /// The peer broke the TLS protocol; why.
+    TlsFailed(String),
 }
 
 /// How the reader ended.
@@ -45,34 +50,167 @@ pub enum ReaderEnd {
     Gone,
 }
 
-/// The reader task, and whether its result was already taken.
-pub struct ReaderTask {
-    pub handle: JoinHandle<ReaderEnd>,
-    pub done: bool,
+/// A session's socket and the two tasks moving its bytes.
+pub struct Link {
+    pub stream: Arc<TcpStream>,
+    /// What the reader read, for the event loop.
+    pub input: mpsc::Receiver<Input>,
+    pub reader: Reader,
+    writer: JoinHandle<()>,
+    /// Set once the connection is encrypted.
+    tls: Option<Arc<TlsSession>>,
+    outbox: Arc<Outbox>,
+    rate: Rate,
+    /// Set by the reader when the peer resets the connection.
+    reset: Arc<AtomicBool>,
 }
 
-impl ReaderTask {
-    pub async fn stop(self) {
-        if !self.done {
-            self.handle.abort();
-            let _ = self.handle.await;
+/// The reader task, until its result is taken.
+pub struct Reader(Option<JoinHandle<ReaderEnd>>);
+
+impl Reader {
+    /// Waits for the reader to end (forever, once its end was taken).
+    pub async fn end(&mut self) -> ReaderEnd {
+        let Some(reader) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        let end = reader.await.unwrap_or(ReaderEnd::Gone);
+        self.0 = None;
+        end
+    }
+
+    async fn stop(&mut self) {
+        if let Some(reader) = self.0.take() {
+            reader.abort();
+            let _ = reader.await;
         }
     }
+}
+
+impl Link {
+    /// Starts reading and writing `stream`, encrypted if `tls` is given.
+    pub fn start(stream: TcpStream, outbox: Arc<Outbox>, rate: Rate, tls: Option<Encrypted>) -> Self {
+        let stream = Arc::new(stream);
+        let reset = Arc::default();
+        let session = tls.as_ref().map(|tls| Arc::clone(&tls.session));
+        let (reader, input) = spawn_reader(&stream, &rate, &reset, tls);
+        Self {
+            writer: tokio::spawn(write(Arc::clone(&stream), Arc::clone(&outbox), session.clone())),
+            stream,
+            input,
+            reader: Reader(Some(reader)),
+            tls: session,
+            outbox,
+            rate,
+            reset,
+        }
+    }
+
+    /// Whether the peer has reset the connection.
+    pub fn is_reset(&self) -> bool {
+        self.reset.load(Ordering::Acquire)
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Stops reading from the socket. What was read stays in `input`.
+    pub async fn stop_reading(&mut self) {
+        self.reader.stop().await;
+    }
+
+    /// Waits until everything queued has been written.
+    pub async fn flushed(&self) {
+        self.outbox.flushed().await;
+    }
+
+    /// From now on bytes are decrypted as they arrive and encrypted as they
+    /// leave. Reading must have been stopped and the outbox flushed (the
+    /// writer is idle).
+    pub fn encrypt(&mut self, tls: Encrypted) {
+        let session = Arc::clone(&tls.session);
+        self.writer.abort();
+        let (reader, input) = spawn_reader(&self.stream, &self.rate, &self.reset, Some(tls));
+        self.reader = Reader(Some(reader));
+        self.input = input;
+        self.writer = tokio::spawn(write(
+            Arc::clone(&self.stream),
+            Arc::clone(&self.outbox),
+            Some(Arc::clone(&session)),
+        ));
+        self.tls = Some(session);
+    }
+
+    /// Stops reading, then closes the connection once everything queued is
+    /// written (see `close_lingering`).
+    pub async fn close(mut self, linger: Duration) {
+        self.stop_reading().await;
+        close_lingering(&self.stream, self.writer, linger).await;
+    }
+}
+
+/// Starts a reader, with a new input channel holding first what the peer
+/// sent along with its handshake, if any.
+fn spawn_reader(
+    stream: &Arc<TcpStream>,
+    rate: &Rate,
+    reset: &Arc<AtomicBool>,
+    tls: Option<Encrypted>,
+) -> (JoinHandle<ReaderEnd>, mpsc::Receiver<Input>) {
+    let (input_tx, input_rx) = mpsc::channel(INPUT_CHUNKS);
+    let session = match tls {
+        None => None,
+        Some(Encrypted {
+            session,
+            early_input,
+            closed,
+        }) => {
+            // The channel is new: both fit.
+            if !early_input.is_empty() {
+                let _ = input_tx.try_send(Input::Data(early_input));
+            }
+            if closed {
+                let _ = input_tx.try_send(Input::Eof);
+                return (tokio::spawn(async { ReaderEnd::Delivered }), input_rx);
+            }
+            Some(session)
+        }
+    };
+    let reader = tokio::spawn(read(
+        Arc::clone(stream),
+        input_tx,
+        rate.clone(),
+        Arc::clone(reset),
+        session,
+    ));
+    (reader, input_rx)
 }
 
 /// Reads from the peer at the throttled rate into the event loop's channel.
 /// It pauses when the bucket is empty or the channel is full (so TCP
 /// backpressure reaches the peer), but even then notices the peer leaving.
 /// Sets `reset` as soon as it sees the peer reset the connection.
-pub async fn read(stream: Arc<TcpStream>, input: mpsc::Sender<Input>, rate: Rate, reset: Arc<AtomicBool>) -> ReaderEnd {
-    let end = read_until_end(&stream, &input, rate).await;
+async fn read(
+    stream: Arc<TcpStream>,
+    input: mpsc::Sender<Input>,
+    rate: Rate,
+    reset: Arc<AtomicBool>,
+    tls: Option<Arc<TlsSession>>,
+) -> ReaderEnd {
+    let end = read_until_end(&stream, &input, rate, tls.as_deref()).await;
     if end == ReaderEnd::Gone {
         reset.store(true, Ordering::Release);
     }
     end
 }
 
-async fn read_until_end(stream: &TcpStream, input: &mpsc::Sender<Input>, rate: Rate) -> ReaderEnd {
+async fn read_until_end(
+    stream: &TcpStream,
+    input: &mpsc::Sender<Input>,
+    rate: Rate,
+    tls: Option<&TlsSession>,
+) -> ReaderEnd {
     let mut throttle = Throttle::new(rate);
     let mut buf = vec![0; READ_CHUNK];
     // Set when unread bytes are known to be waiting but tokio's readiness
@@ -110,7 +248,26 @@ async fn read_until_end(stream: &TcpStream, input: &mpsc::Sender<Input>, rate: R
             }
             Ok(Some(n)) => {
                 throttle.consume(n);
-                permit.send(Input::Data(buf[..n].to_vec()));
+                let Some(tls) = tls else {
+                    permit.send(Input::Data(buf[..n].to_vec()));
+                    continue;
+                };
+                let mut plain = Vec::new();
+                match tls.decrypt(&buf[..n], &mut plain) {
+                    Ok(received) => {
+                        if !plain.is_empty() {
+                            permit.send(Input::Data(plain));
+                        }
+                        if received == Received::Closed {
+                            let _ = input.send(Input::Eof).await;
+                            return ReaderEnd::Delivered;
+                        }
+                    }
+                    Err(reason) => {
+                        permit.send(Input::TlsFailed(reason));
+                        return ReaderEnd::Delivered;
+                    }
+                }
             }
             Ok(None) => {}
             Err(_) => return ReaderEnd::Gone,
@@ -172,14 +329,43 @@ fn read_now(stream: &TcpStream, buf: &mut [u8], pending: &mut bool) -> io::Resul
 }
 
 /// Writes whatever the event loop queues, until the outbox is closed and
-/// drained or the peer is gone.
-pub async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>) {
+/// drained or the peer is gone; encrypted, with a close_notify at the end,
+/// if `tls` is set.
+async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>, tls: Option<Arc<TlsSession>>) {
     let mut buf = Vec::new();
-    while outbox.take(&mut buf).await {
-        if write_all(&stream, &buf).await.is_err() {
+    let mut records = Vec::new();
+    loop {
+        let more = match &tls {
+            None => outbox.take(&mut buf).await,
+            Some(tls) => tokio::select! {
+                more = outbox.take(&mut buf) => more,
+                // Records the reader left to send (an alert, a key update).
+                () = tls.flush.notified() => {
+                    buf.clear();
+                    true
+                }
+            },
+        };
+        if !more {
+            break;
+        }
+        let bytes = match &tls {
+            None => &buf,
+            Some(tls) => {
+                records.clear();
+                tls.encrypt(&buf, &mut records);
+                &records
+            }
+        };
+        if write_all(&stream, bytes).await.is_err() {
             return;
         }
         outbox.written(buf.len());
+    }
+    if let Some(tls) = tls {
+        records.clear();
+        tls.close(&mut records);
+        let _ = write_all(&stream, &records).await;
     }
 }
 
@@ -188,7 +374,7 @@ pub async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>) {
 /// is read and dropped until the peer closes too or `linger` is over:
 /// closing a socket with unread input makes the kernel reset it, and a
 /// reset throws away whatever is still queued for the peer.
-pub async fn close_lingering(stream: &TcpStream, mut writer: JoinHandle<()>, linger: Duration) {
+async fn close_lingering(stream: &TcpStream, mut writer: JoinHandle<()>, linger: Duration) {
     let deadline = tokio::time::Instant::now() + linger;
     let discarding = discard_input(stream, deadline);
     tokio::pin!(discarding);
@@ -232,7 +418,7 @@ async fn discard_input(stream: &TcpStream, deadline: tokio::time::Instant) {
     .await;
 }
 
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         stream.writable().await?;
         match stream.try_write(bytes) {

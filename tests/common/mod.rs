@@ -3,6 +3,7 @@
 //! port, and a plain TCP client.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod tls;
 pub mod variant;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -209,7 +210,8 @@ impl Server {
         });
 
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let listeners = flags.iter().filter(|flag| *flag == "--listen").count().max(1);
+        let plain = flags.iter().filter(|flag| *flag == "--listen").count().max(1);
+        let listeners = plain + flags.iter().filter(|flag| *flag == "--listen-tls").count();
         let addrs: Vec<SocketAddr> = (0..listeners)
             .map(|_| {
                 let mut line = String::new();
@@ -329,9 +331,9 @@ impl Drop for Server {
     }
 }
 
-/// A blocking TCP client speaking raw XML.
+/// A blocking TCP client speaking raw XML, in the clear or over TLS.
 pub struct Client {
-    stream: TcpStream,
+    stream: tls::Stream,
     received: Vec<u8>,
 }
 
@@ -340,8 +342,35 @@ impl Client {
         let stream = TcpStream::connect(addr).expect("connecting to ej");
         stream.set_nodelay(true).unwrap();
         Self {
-            stream,
+            stream: tls::Stream::Plain(stream),
             received: Vec::new(),
+        }
+    }
+
+    /// Connects to a TLS listener and runs the handshake.
+    pub fn connect_tls(addr: SocketAddr, tls: &tls::ClientTls) -> Self {
+        let mut client = Self::connect(addr);
+        client.stream = tls.handshake(client.stream.into_tcp());
+        client
+    }
+
+    /// Runs a TLS handshake on the connection (after XMPP's `<proceed/>`,
+    /// which must have been the last thing read).
+    pub fn start_tls(mut self, tls: &tls::ClientTls) -> Self {
+        assert!(
+            self.received.is_empty(),
+            "bytes after <proceed/>: {:?}",
+            String::from_utf8_lossy(&self.received)
+        );
+        self.stream = tls.handshake(self.stream.into_tcp());
+        self
+    }
+
+    /// The client side of the TLS session, if the connection is encrypted.
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        match &self.stream {
+            tls::Stream::Plain(_) => None,
+            tls::Stream::Tls(stream) => Some(&stream.conn),
         }
     }
 
@@ -352,7 +381,7 @@ impl Client {
     /// Writes as much of `bytes` as the server takes, giving up when one
     /// write blocks for `timeout` or fails; returns how many were written.
     pub fn try_send(&mut self, bytes: &[u8], timeout: Duration) -> usize {
-        self.stream.set_write_timeout(Some(timeout)).unwrap();
+        self.stream.tcp().set_write_timeout(Some(timeout)).unwrap();
         let mut written = 0;
         while written < bytes.len() {
             match self.stream.write(&bytes[written..]) {
@@ -360,7 +389,7 @@ impl Client {
                 Ok(n) => written += n,
             }
         }
-        self.stream.set_write_timeout(None).unwrap();
+        self.stream.tcp().set_write_timeout(None).unwrap();
         written
     }
 
@@ -405,6 +434,7 @@ impl Client {
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             self.stream
+                .tcp()
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .unwrap();
             let mut buf = [0; 64 * 1024];
@@ -429,7 +459,7 @@ impl Client {
     /// Reads until the server closes the connection; returns what arrived.
     /// Fails the test if the server keeps the connection open.
     pub fn read_to_end(&mut self) -> String {
-        self.stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(PATIENCE)).unwrap();
         let mut rest = Vec::new();
         // Bytes read before an error are kept in `rest`; a reset is a close.
         if let Err(error) = self.stream.read_to_end(&mut rest) {
@@ -448,22 +478,22 @@ impl Client {
 
     /// Closes the socket abruptly: an RST if anything is unread.
     pub fn reset(self) {
-        let socket = socket2::SockRef::from(&self.stream);
+        let socket = socket2::SockRef::from(self.stream.tcp());
         socket.set_linger(Some(Duration::ZERO)).unwrap();
         drop(self);
     }
 
     /// Another handle on the same socket, for writing from another thread.
     pub fn clone_stream(&self) -> TcpStream {
-        self.stream.try_clone().unwrap()
+        self.stream.tcp().try_clone().unwrap()
     }
 
     pub fn shutdown_write(&self) {
-        self.stream.shutdown(Shutdown::Write).unwrap();
+        self.stream.tcp().shutdown(Shutdown::Write).unwrap();
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.stream.local_addr().unwrap()
+        self.stream.tcp().local_addr().unwrap()
     }
 }
 

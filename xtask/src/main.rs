@@ -1,6 +1,6 @@
 //! Project tasks, so that a fresh machine needs nothing but `cargo`:
 //!
-//! - `cargo xtask run`: set up, build, and serve the richest example on 127.0.0.1:5222
+//! - `cargo xtask run`: set up, build, and serve the richest example on 127.0.0.1:5222 (and 5223, TLS)
 //! - `cargo xtask test`: set up, then check formatting, lints and every test,
 //!   and run each benchmark once
 //! - `cargo xtask guests`: build every example handler: the Rust ones for
@@ -119,6 +119,8 @@ fn guests(root: &Path) -> Result<PathBuf> {
 
 fn test(root: &Path) -> Result<()> {
     guests(root)?;
+    // The TLS tests talk to ej with `openssl s_client` too.
+    ensure_packages(&["/usr/bin/openssl"], &["openssl"])?;
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;
     status(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     status(cargo().args([
@@ -163,7 +165,14 @@ fn run(root: &Path) -> Result<()> {
     println!("chat rooms: {}; see docs/chat.md for the protocol", ROOMS.join(", "));
     status(
         Command::new(ej)
-            .args(["serve", "--listen", "127.0.0.1:5222", "--module"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:5222",
+                "--listen-tls",
+                "127.0.0.1:5223",
+                "--module",
+            ])
             .arg(module),
     )
 }

@@ -17,6 +17,10 @@
 //! | `<message room='R'><body>TEXT</body></message>` | every member, the sender too, gets `<message room='R' from='N'><body>TEXT</body></message>` |
 //! | `<leave room='R'/>`                             | `<left room='R' nick='N'/>`; the members get `<presence room='R' nick='N' type='unavailable'/>` |
 //! | `<rooms/>`                                      | `<rooms><room name='R'/>…</rooms>`         |
+//! | `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>` | `<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`, then a TLS handshake and a new stream, as in XMPP |
+//!
+//! On a plain connection the server's stream header is followed by
+//! `<stream:features>` offering STARTTLS, as an XMPP server's is.
 //!
 //! A connection that closes, however it closes, leaves its rooms as if it
 //! had sent `<leave/>` for each. Requests that cannot be met get
@@ -54,6 +58,8 @@ pub const HISTORY: usize = 20;
 pub const MAX_BODY: usize = 4096;
 /// Longest room name or nick, in characters.
 const MAX_NAME: usize = 64;
+/// XMPP's STARTTLS namespace (RFC 6120 §5).
+const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 
 /// The handler, and the state of one connection.
 #[derive(Default, Serialize, Deserialize)]
@@ -77,6 +83,11 @@ impl Handler for Chat {
         let header = xml::Element::parse(header)?;
         self.domain = header.attr("to").unwrap_or_default().to_owned();
         cx.send(xml::stream_header(&self.domain));
+        if cx.conn().tls.is_none() {
+            cx.send(format!(
+                "<stream:features><starttls xmlns='{TLS_NS}'/></stream:features>"
+            ));
+        }
         Ok(())
     }
 
@@ -93,6 +104,11 @@ impl Handler for Chat {
             "message" => self.message(cx, stanza, &el),
             "leave" => self.leave(cx, &el),
             "rooms" => list_rooms(cx),
+            "starttls" if el.attr("xmlns") == Some(TLS_NS) && cx.conn().tls.is_none() => {
+                cx.send(format!("<proceed xmlns='{TLS_NS}'/>"));
+                cx.start_tls();
+                Ok(())
+            }
             other => Err(Refusal::new(
                 None,
                 "feature-not-implemented",

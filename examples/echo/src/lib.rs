@@ -4,8 +4,11 @@
 //! stanza with neither is echoed unchanged), except two questions:
 //! `<count/>` gets `<count n='N'/>` back, N being the number of stanzas so
 //! far, this one included; `<module/>` gets `<module n='N' digest='D'/>`, D
-//! being the digest of the module build that answered. The stream header is answered with one of our own, and the
-//! peer's end of stream with ours.
+//! being the digest of the module build that answered; `<tls/>` gets what
+//! the TLS handshake settled (`<tls/>` alone on a plain connection). XMPP's
+//! `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>` gets `<proceed/>`,
+//! and the connection is encrypted. The stream header is answered with one
+//! of our own, and the peer's end of stream with ours.
 
 use ej_guest::{CloseReason, Context, Handler, xml};
 use serde::{Deserialize, Serialize};
@@ -36,6 +39,11 @@ impl Handler for Echo {
                 let digest = &cx.conn().module.digest;
                 cx.send(format!("<module n='{}' digest='{digest}'/>", self.stanzas));
             }
+            "starttls" if el.attr("xmlns") == Some(TLS_NS) => {
+                cx.send(format!("<proceed xmlns='{TLS_NS}'/>"));
+                cx.start_tls();
+            }
+            "tls" => cx.send(describe_tls(cx.conn().tls.as_ref())),
             _ => cx.send(el.swap_from_to()),
         }
         Ok(())
@@ -47,6 +55,25 @@ impl Handler for Echo {
         }
         Ok(())
     }
+}
+
+/// XMPP's STARTTLS namespace (RFC 6120 §5).
+const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+
+/// `<tls/>` for a plain connection; else its version, server name and
+/// channel bindings (hex).
+fn describe_tls(tls: Option<&ej_guest::TlsInfo>) -> String {
+    let Some(tls) = tls else {
+        return "<tls/>".to_owned();
+    };
+    let hex = |bytes: &[u8]| bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+    format!(
+        "<tls version='{}' server-name='{}' exporter='{}' end-point='{}'/>",
+        tls.version,
+        xml::escape(tls.server_name.as_deref().unwrap_or_default()),
+        hex(&tls.tls_exporter),
+        hex(&tls.tls_server_end_point),
+    )
 }
 
 ej_guest::export!(Echo);

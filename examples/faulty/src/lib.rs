@@ -404,6 +404,7 @@ fn reason_name(reason: CloseReason) -> &'static str {
         CloseReason::Fault => "fault",
         CloseReason::StreamError => "stream-error",
         CloseReason::Shutdown => "shutdown",
+        CloseReason::TlsFailed => "tls-failed",
     }
 }
 

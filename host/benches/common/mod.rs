@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
 
 use ej::bindings::{Connection, Event};
 use ej::crash::CrashLog;
@@ -21,6 +23,8 @@ use ej::module::Module;
 use ej::sandbox::{Completed, Sandbox};
 use ej::server::Server;
 use ej::service::Service;
+use ej::session::Encryption;
+use ej::tls::{Certificates, Tls};
 
 /// How long any one step may take before a benchmark gives up.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -141,6 +145,7 @@ pub fn connection(module: &Module) -> Connection {
         peer: "127.0.0.1:49152".into(),
         listener: "127.0.0.1:5222".into(),
         module: module.info().clone(),
+        tls: None,
     }
 }
 
@@ -181,44 +186,93 @@ impl HandlerFixture {
     }
 }
 
-/// The real `Server` on a free loopback port, in this process, with the
-/// default connection limits.
+/// A client's connection: plain TCP, or TLS over it.
+pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+
+/// The real `Server` on two free loopback ports (plain, and TLS from the
+/// first byte), in this process, with the default connection limits.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The TLS listener.
+    pub tls_addr: SocketAddr,
+    /// The self-signed certificate it presents, for clients to trust.
+    pub cert: PathBuf,
     pub service: Arc<Service>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl RunningServer {
     /// Serves the module at `module` (which reloads read again) from `sandbox`.
     pub async fn start(env: &BenchEnv, sandbox: Arc<Sandbox>, module: &Path) -> Self {
         let module = Module::load(&sandbox, module).expect("loading the handler");
+        let pair = ej::tls::local_pair(&env.path("tls")).expect("making a certificate");
+        let tls = Tls {
+            certificates: Certificates::load(vec![pair.clone()], 4096).expect("loading the certificate"),
+            handshake_timeout: PATIENCE,
+        };
         let service = Arc::new(Service::new(
             sandbox,
             env.env.clone(),
             module,
             ConnectionLimits::default(),
             Arc::new(CrashLog::stderr()),
+            Arc::new(tls),
         ));
-        let addr = "127.0.0.1:0".parse().expect("an address");
-        let server = Server::bind(addr, Arc::clone(&service), MAX_CONNECTIONS)
-            .await
-            .expect("binding");
-        let addr = server.local_addr().expect("the bound address");
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(server.run(stopped));
+        let mut addrs = Vec::new();
+        let mut tasks = Vec::new();
+        for encryption in [Encryption::Plain, Encryption::Direct] {
+            let addr = "127.0.0.1:0".parse().expect("an address");
+            let server = Server::bind(addr, Arc::clone(&service), encryption, MAX_CONNECTIONS)
+                .await
+                .expect("binding");
+            addrs.push(server.local_addr().expect("the bound address"));
+            tasks.push(tokio::spawn(server.run(stopped.clone())));
+        }
         Self {
-            addr,
+            addr: addrs[0],
+            tls_addr: addrs[1],
+            cert: pair.cert,
             service,
             stop,
-            task,
+            tasks,
         }
+    }
+
+    /// A TLS client trusting this server's certificate, resuming sessions
+    /// or not.
+    pub fn tls_connector(&self, resume: bool) -> TlsConnector {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        let cert = CertificateDer::from_pem_file(&self.cert).expect("reading the certificate");
+        roots.add(cert).expect("a usable certificate");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if !resume {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
+        TlsConnector::from(Arc::new(config))
+    }
+
+    /// Connects to the TLS listener and runs the handshake.
+    pub async fn connect_tls(&self, connector: &TlsConnector) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.tls_addr).await.expect("connecting");
+        tcp.set_nodelay(true).expect("setting TCP_NODELAY");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+        connector.connect(name, tcp).await.expect("the TLS handshake")
     }
 
     /// Ends every client's stream, waits for the server to close each
     /// connection, then shuts the server down.
-    pub async fn stop(self, clients: impl IntoIterator<Item = TcpStream>) {
+    pub async fn stop(self, clients: impl IntoIterator<Item = impl Duplex>) {
         for mut stream in clients {
             stream.write_all(b"</stream:stream>").await.expect("ending the stream");
             let mut rest = Vec::new();
@@ -228,11 +282,13 @@ impl RunningServer {
                 .expect("reading the end of the stream");
         }
         let _ = self.stop.send(true);
-        tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("the server stops in time")
-            .expect("the server task")
-            .expect("the server");
+        for task in self.tasks {
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task")
+                .expect("the server");
+        }
     }
 }
 
@@ -240,16 +296,21 @@ impl RunningServer {
 pub async fn open_stream(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("connecting");
     stream.set_nodelay(true).expect("setting TCP_NODELAY");
+    open(&mut stream).await;
+    stream
+}
+
+/// Opens a stream on a connection.
+pub async fn open(stream: &mut impl Duplex) {
     stream
         .write_all(stream_header("example.com").as_bytes())
         .await
         .expect("sending the stream header");
-    read_until(&mut stream, b"version='1.0'>").await;
-    stream
+    read_until(stream, b"version='1.0'>").await;
 }
 
 /// Reads until what was read ends with `suffix`; returns everything read.
-pub async fn read_until(stream: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
+pub async fn read_until(stream: &mut (impl AsyncRead + Unpin), suffix: &[u8]) -> Vec<u8> {
     let mut received = Vec::new();
     let mut buf = [0; 4096];
     while !received.ends_with(suffix) {
