@@ -1,12 +1,14 @@
-//! TLS handshakes against the real `Server` in this process, each on a new
-//! loopback connection to its TLS listener, one after another: the time
-//! from connecting to a finished handshake (the client side's view, which
-//! is what a user waits for).
+//! Connections to the real `Server` in this process, one after another,
+//! each new: the time from connecting to the handler's answer to the
+//! stream header (what a client waits for before it can say anything),
+//! then the client leaves.
 //!
-//! - `handshake_full`: a client that never resumes (TLS 1.3, X25519,
-//!   ECDSA P-256).
-//! - `handshake_resumed`: a client resuming the session of its previous
-//!   connection.
+//! - `open_plain`: no TLS, the baseline.
+//! - `open_tls_full`: a full TLS 1.3 handshake first (X25519, ECDSA P-256),
+//!   on the TLS listener.
+//! - `open_tls_resumed`: the same client resuming the session of its
+//!   previous connection (the ticket arrives after the handshake, with the
+//!   first reply).
 //!
 //! TLS echo throughput against plain echo is `throughput/echo_tls_100x50`
 //! beside `throughput/echo_100x50`.
@@ -19,6 +21,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::io::AsyncWriteExt as _;
+use tokio_rustls::rustls::HandshakeKind;
 
 use ej::limits::SandboxLimits;
 use ej::sandbox::Sandbox;
@@ -36,20 +39,29 @@ fn handshakes(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("tls");
     group.throughput(Throughput::Elements(1));
-    for (name, resume) in [("handshake_full", false), ("handshake_resumed", true)] {
+    group.bench_function("open_plain", |b| {
+        b.iter_custom(|iters| {
+            common::time_each(&runtime, iters, || async {
+                let mut stream = common::open_stream(server.addr).await;
+                let _ = stream.shutdown().await;
+            })
+        });
+    });
+    for (name, resume) in [("open_tls_full", false), ("open_tls_resumed", true)] {
         let connector = server.tls_connector(resume);
+        let mut first = true;
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                common::time_each(&runtime, iters, || async {
-                    let mut stream = server.connect_tls(&connector).await;
-                    let resumed =
-                        stream.get_ref().1.handshake_kind() == Some(tokio_rustls::rustls::HandshakeKind::Resumed);
-                    // The first connection of the resuming client has
-                    // nothing to resume yet.
-                    assert!(resumed == resume || resume, "resumed: {resumed}");
-                    // Leave at once, without waiting for the server to
-                    // finish its side of the close.
-                    let _ = stream.shutdown().await;
+                common::time_each(&runtime, iters, || {
+                    let expect_resumed = resume && !std::mem::take(&mut first);
+                    let (server, connector) = (&server, &connector);
+                    async move {
+                        let mut stream = server.connect_tls(connector).await;
+                        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+                        assert_eq!(resumed, expect_resumed, "{name}: resumed or not, as it should");
+                        common::open(&mut stream).await;
+                        let _ = stream.shutdown().await;
+                    }
                 })
             });
         });

@@ -97,7 +97,10 @@ async fn serve(args: Serve) -> Result<()> {
         .collect();
     let mut bound = Vec::new();
     for (addr, path, encryption) in listeners {
-        let service = services.iter().find(|service| service.path() == path).expect("loaded above");
+        let service = services
+            .iter()
+            .find(|service| service.path() == path)
+            .expect("loaded above");
         bound.push(Server::bind(addr, Arc::clone(service), encryption, args.max_connections).await?);
     }
 

@@ -260,12 +260,29 @@ fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
 }
 
+/// How long a self-signed certificate is valid: under the 825 days Apple's
+/// TLS clients accept for any server certificate, trusted by hand or not.
+const SELF_SIGNED_VALIDITY: Duration = Duration::from_secs(800 * 86_400);
+
 /// Writes a new self-signed certificate for `domains` (the first is its
 /// subject) and its key to `cert` and `key`, the key readable by its owner
 /// only. For local use: peers must be told to trust it.
 pub fn write_self_signed(domains: &[String], paths: &CertPaths) -> Result<()> {
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(domains.to_vec()).context("making a self-signed certificate")?;
+    let make = || -> Result<_, rcgen::Error> {
+        let mut params = rcgen::CertificateParams::new(domains.to_vec())?;
+        let now = SystemTime::now();
+        params.not_before = (now - Duration::from_secs(86_400)).into();
+        params.not_after = (now + SELF_SIGNED_VALIDITY).into();
+        if let Some(subject) = domains.first() {
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, subject.as_str());
+        }
+        let key = rcgen::KeyPair::generate()?;
+        Ok((params.self_signed(&key)?, key))
+    };
+    let (cert, signing_key) = make().context("making a self-signed certificate")?;
     for file in [&paths.cert, &paths.key] {
         if let Some(dir) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -291,13 +308,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The pair `ej serve` presents when given none: a self-signed certificate
-/// for `localhost` under the data directory, made the first time.
+/// for `localhost` under the data directory, made the first time, and made
+/// again when it has less than `EXPIRY_WARNING` left.
 pub fn local_pair(data_dir: &Path) -> Result<CertPaths> {
     let paths = CertPaths {
         cert: data_dir.join("tls").join("localhost.crt"),
         key: data_dir.join("tls").join("localhost.key"),
     };
-    if !paths.cert.exists() || !paths.key.exists() {
+    let fresh = |cert: &Path| -> Option<bool> {
+        let pem = std::fs::read(cert).ok()?;
+        let der = CertificateDer::from_pem_slice(&pem).ok()?;
+        let left = Parsed::from_der(&der).ok()?.not_after.duration_since(SystemTime::now());
+        Some(left.is_ok_and(|left| left > EXPIRY_WARNING))
+    };
+    if !paths.key.exists() || fresh(&paths.cert) != Some(true) {
         let domains = ["localhost", "127.0.0.1", "::1"].map(String::from);
         write_self_signed(&domains, &paths)?;
         tracing::info!(

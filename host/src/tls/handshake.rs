@@ -13,7 +13,7 @@ use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 use tokio::net::TcpStream;
 
 use super::certs::CertSet;
-use super::session::{self, Received, TlsSession};
+use super::record::{self, Received, TlsSession};
 use crate::bindings::TlsInfo;
 use crate::transport::write_all;
 
@@ -84,8 +84,8 @@ async fn handshake(stream: &TcpStream, certs: &CertSet) -> Result<Established, S
     let mut early_input = Vec::new();
     let mut out = Vec::new();
     let received = loop {
-        let fed = session::decrypt(&mut connection, &mut rest.as_slice(), &mut early_input);
-        session::drain(&mut connection, &mut out);
+        let fed = record::decrypt(&mut connection, &mut rest.as_slice(), &mut early_input);
+        record::drain(&mut connection, &mut out);
         if !out.is_empty() {
             write_all(stream, &out)
                 .await

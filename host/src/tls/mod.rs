@@ -8,13 +8,13 @@
 
 mod certs;
 mod handshake;
-mod session;
+mod record;
 
 use std::time::Duration;
 
 pub use certs::{CertPaths, Certificates, local_pair, write_self_signed};
 pub use handshake::{Encrypted, Established};
-pub use session::{Received, TlsSession};
+pub use record::{Received, TlsSession};
 
 /// A server's TLS: the certificates it presents and how long a handshake
 /// may take.

@@ -1,6 +1,6 @@
-//! One connection's TLS state after its handshake, shared by the reader
-//! (which decrypts what arrives) and the writer (which encrypts what the
-//! outbox holds). Neither holds the lock across a wait: records go in and
+//! The record layer of one connection's TLS session after its handshake,
+//! shared by the reader (which decrypts what arrives) and the writer (which
+//! encrypts what the outbox holds). Neither holds the lock across a wait: records go in and
 //! come out as bytes, and the socket I/O around them is the plain path's.
 
 use std::io::{self, Read as _, Write as _};
