@@ -134,6 +134,18 @@ pub trait Handler: Default + serde::Serialize + serde::de::DeserializeOwned {
         Ok(())
     }
 
+    /// An operator's command (`ej command WORDS…`), outside any connection
+    /// (`self` is the default state, and what it becomes is dropped). What
+    /// [`Context::send`] sends is the operator's answer, one line each;
+    /// store writes commit; other actions are ignored.
+    ///
+    /// The default answers that the handler takes no commands.
+    fn operator(&mut self, cx: &mut Context, command: &str) -> Result<(), String> {
+        let _ = command;
+        cx.send("this handler takes no operator commands");
+        Ok(())
+    }
+
     /// Decodes the state the previous event left. Empty bytes (a new
     /// connection) give `Default::default()`; anything else is JSON.
     ///
@@ -258,6 +270,7 @@ pub fn handle<H: Handler>(conn: Connection, state: &[u8], event: Event) -> Resul
         Event::Timer(tag) => handler.timer(&mut cx, &tag)?,
         Event::TimerRefused(tag) => handler.timer_refused(&mut cx, &tag)?,
         Event::Closed(reason) => handler.closed(&mut cx, reason)?,
+        Event::Operator(command) => handler.operator(&mut cx, &command)?,
     }
     Ok(Outcome {
         state: handler.encode()?,

@@ -9,7 +9,10 @@
 //!
 //! Commands: `reload` reloads every module whose file changed, and the TLS
 //! certificates if theirs did; `status` lists what each module file is
-//! serving; `store …` runs an `ej store` operation (see `store_ops`).
+//! serving; `store …` runs an `ej store` operation (see `store_ops`);
+//! `command HEX` hands an operator's command to the handler of the first
+//! listener (the `operator` event) and answers `say HEX` for each line it
+//! sends back.
 //! Replies are one line per module (`ok PATH swapped DIGEST`,
 //! `ok PATH unchanged DIGEST`, `error PATH REASON`, or
 //! `PATH DIGEST LOADED_AT_MS`) and for the certificates (`ok certificates
@@ -31,7 +34,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::db::Db;
 use crate::service::{Reload, Service};
-use crate::store_ops::{StoreOp, execute};
+use crate::store_ops::{StoreOp, execute, hex, unhex};
 use crate::tls::Tls;
 
 /// How long an admin client may take to send its command.
@@ -198,6 +201,22 @@ async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, server: &Served) {
 
 async fn run(command: &str, server: &Served) -> Vec<String> {
     let services = &server.services;
+    if let Some(hexed) = command.strip_prefix("command ") {
+        let Some(text) = unhex(hexed).ok().and_then(|bytes| String::from_utf8(bytes).ok()) else {
+            return vec!["error - the command is not hex-encoded UTF-8".to_owned()];
+        };
+        return match services[0].operator(text).await {
+            Ok(lines) => lines
+                .iter()
+                .map(|line| format!("say {}", hex(line.as_bytes())))
+                .collect(),
+            Err(fault) => vec![format!(
+                "error - the handler failed ({}): {}",
+                fault.kind.name(),
+                fault.reason.replace('\n', " ")
+            )],
+        };
+    }
     if let Some(operation) = command.strip_prefix("store ") {
         let reply = match StoreOp::from_command(operation) {
             Ok(op) => execute(&server.db, &op).await,

@@ -21,6 +21,7 @@ impl Event {
             Event::Timer(_) => "timer",
             Event::TimerRefused(_) => "timer-refused",
             Event::Closed(_) => "closed",
+            Event::Operator(_) => "operator",
         }
     }
 }

@@ -59,6 +59,21 @@ pub enum Command {
         #[command(subcommand)]
         op: StoreOp,
     },
+    /// Hand an operator's command to the running server's handler (the one
+    /// of its first listener) and print its answer, e.g. `ej command user
+    /// add alice` for the XMPP handler. Neither is logged.
+    Command {
+        /// The server's admin endpoint (its `--admin`).
+        #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
+        admin: AdminAddr,
+        /// Read one more word from the first line of stdin (a password, kept
+        /// out of the process list and the shell history).
+        #[arg(long)]
+        stdin: bool,
+        /// The command, as the handler reads it.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
     /// Make TLS certificates.
     #[command(subcommand)]
     Cert(CertCommand),

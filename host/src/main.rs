@@ -18,7 +18,7 @@ use ej::registry::Registry;
 use ej::sandbox::Sandbox;
 use ej::server::Server;
 use ej::service::Service;
-use ej::store_ops::{StoreOp, StoreReply, execute};
+use ej::store_ops::{StoreOp, StoreReply, execute, hex};
 use ej::tls::{CertPaths, Certificates, Tls, local_pair, write_self_signed};
 use ej::watch::{Watched, Watcher};
 
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Store { data_dir, admin, op } => store(&data_dir, &admin, &op),
         Command::Compile { module, output } => compile(&module, &output),
         Command::Cert(command) => cert(command),
+        Command::Command { admin, stdin, words } => operator_command(&admin, stdin, words),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -168,6 +169,29 @@ fn admin_command(addr: &AdminAddr, command: &str) -> Result<()> {
     }
     if lines.iter().any(|line| line.starts_with("error ")) {
         anyhow::bail!("{command} failed");
+    }
+    Ok(())
+}
+
+/// `ej command`: the words (and a line of stdin) go hex-encoded to the
+/// admin endpoint; the handler's answer comes back the same way.
+fn operator_command(addr: &AdminAddr, stdin: bool, mut words: Vec<String>) -> Result<()> {
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading stdin")?;
+        words.push(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let text = words.join(" ");
+    let hexed = hex(text.as_bytes());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let lines = runtime.block_on(admin::request(addr, &format!("command {hexed}")))?;
+    for line in &lines {
+        if let Some(error) = line.strip_prefix("error - ") {
+            anyhow::bail!("{error}");
+        }
+        if let Some(said) = line.strip_prefix("say ") {
+            println!("{}", ej::store_ops::text(said)?);
+        }
     }
     Ok(())
 }

@@ -8,8 +8,10 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{Context as _, Result};
 
-use crate::bindings::ModuleInfo;
+use crate::bindings::{Action, Connection, Event, ModuleInfo, Outcome};
 use crate::crash::CrashLog;
+use crate::db::CommitError;
+use crate::fault::{Fault, FaultKind};
 use crate::imports::Env;
 use crate::limits::ConnectionLimits;
 use crate::module::{self, Module};
@@ -105,6 +107,80 @@ impl Service {
             "module swapped"
         );
         Ok(Reload::Swapped(info))
+    }
+
+    /// Runs `event` in a fresh instance of the current module (updating
+    /// `module` and `record` if it was swapped) and commits its store
+    /// transaction; returns the outcome, unless `check` refuses its
+    /// actions first. An event whose store reads went stale before it could
+    /// commit had no effect anywhere yet, so it simply runs again, from the
+    /// same state, in a fresh instance, up to `--max-retries` times, holding
+    /// the lanes of what it read so that reruns on the same keys take turns.
+    pub async fn run_event(
+        &self,
+        record: &mut Connection,
+        module: &mut Arc<Module>,
+        state: &[u8],
+        event: &Event,
+        check: impl Fn(&[Action]) -> Result<(), Fault>,
+    ) -> Result<Outcome, Fault> {
+        let max_retries = self.sandbox.limits().max_retries;
+        let db = &self.env.db;
+        let mut _lanes = None;
+        for retries in 0..=max_retries {
+            let current = self.module();
+            if !Arc::ptr_eq(&current, module) {
+                record.module = current.info().clone();
+                *module = current;
+            }
+            let mut completed = self.sandbox.handle(module, record, state, event, &self.env).await?;
+            check(&completed.outcome.actions)?;
+            completed.transaction.retries = retries;
+            // The writes are durable before anything the event asked for
+            // happens, so whoever hears of it can read them.
+            match db.commit(completed.transaction).await {
+                Ok(()) => return Ok(completed.outcome),
+                Err(CommitError::Conflict(reads)) => {
+                    // Leave the lanes held before queueing for new ones.
+                    _lanes = None;
+                    _lanes = Some(db.lanes().enter(&reads).await);
+                }
+                Err(error @ CommitError::Failed(_)) => return Err(Fault::host(FaultKind::Store, error.to_string())),
+            }
+        }
+        Err(Fault::host(
+            FaultKind::Conflict,
+            format!(
+                "what the event read from the store was changed by another commit each of the {} times it ran \
+                 (--max-retries {max_retries})",
+                max_retries + 1
+            ),
+        ))
+    }
+
+    /// Runs an operator's command through the handler (the `operator`
+    /// event); returns the text it sends back.
+    pub async fn operator(&self, command: String) -> Result<Vec<String>, Fault> {
+        let mut module = self.module();
+        let mut record = Connection {
+            id: 0,
+            peer: "operator".to_owned(),
+            listener: "admin".to_owned(),
+            module: module.info().clone(),
+            tls: None,
+        };
+        let event = Event::Operator(command);
+        let outcome = self
+            .run_event(&mut record, &mut module, &[], &event, |_| Ok(()))
+            .await?;
+        Ok(outcome
+            .actions
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Send(text) => Some(text),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Reloads, logging the outcome; a rejected module keeps the old one serving.

@@ -18,7 +18,6 @@ use tokio::sync::{mpsc, watch};
 use crate::bindings::ej::handler::types::{Route, Timer};
 use crate::bindings::{Action, CloseReason, Connection, Envelope, Event};
 use crate::crash::{CrashReport, now_ms};
-use crate::db::CommitError;
 use crate::fault::{Fault, FaultKind};
 use crate::framer::{Frame, FrameError, Framer};
 use crate::limits::FaultPolicy;
@@ -325,68 +324,18 @@ impl Session {
     }
 
     /// Runs `event` in a fresh instance of the current module and commits
-    /// its store transaction and new state; returns the actions to carry
-    /// out. An event whose store reads went stale before it could commit
-    /// had no effect anywhere yet, so it simply runs again, from the same
-    /// state, in a fresh instance, up to `--max-retries` times, holding the
-    /// lanes of what it read so that reruns on the same keys take turns.
+    /// its store transaction and new state (see `Service::run_event`);
+    /// returns the actions to carry out.
     async fn run(&mut self, event: &Event) -> Result<Vec<Action>, Fault> {
-        let max_retries = self.service.sandbox.limits().max_retries;
-        let db = &self.service.env.db;
-        let mut _lanes = None;
-        for retries in 0..=max_retries {
-            let current = self.service.module();
-            if !Arc::ptr_eq(&current, &self.module) {
-                self.record.module = current.info().clone();
-                self.module = current;
-            }
-            let env = &self.service.env;
-            let mut completed = self
-                .service
-                .sandbox
-                .handle(&self.module, &self.record, &self.state, event, env)
-                .await?;
-            self.check(&completed.outcome.actions)?;
-            completed.transaction.retries = retries;
-            // The writes are durable before anything the event asked for
-            // happens, so whoever hears of it can read them.
-            match env.db.commit(completed.transaction).await {
-                Ok(()) => {
-                    self.state = completed.outcome.state;
-                    return Ok(completed.outcome.actions);
-                }
-                Err(CommitError::Conflict(reads)) => {
-                    // Leave the lanes held before queueing for new ones.
-                    _lanes = None;
-                    _lanes = Some(db.lanes().enter(&reads).await);
-                }
-                Err(error @ CommitError::Failed(_)) => return Err(Fault::host(FaultKind::Store, error.to_string())),
-            }
-        }
-        Err(Fault::host(
-            FaultKind::Conflict,
-            format!(
-                "what the event read from the store was changed by another commit each of the {} times it ran \
-                 (--max-retries {max_retries})",
-                max_retries + 1
-            ),
-        ))
-    }
-
-    /// Refuses, before anything of it commits, an outcome asking for what
-    /// the host cannot do on this connection.
-    fn check(&self, actions: &[Action]) -> Result<(), Fault> {
-        let handshakes = actions
-            .iter()
-            .filter(|action| matches!(action, Action::StartTls))
-            .count();
-        if handshakes > usize::from(!self.link.is_encrypted()) {
-            return Err(Fault::host(
-                FaultKind::BadAction,
-                "start-tls on a connection that is already encrypted".to_owned(),
-            ));
-        }
-        Ok(())
+        let encrypted = self.link.is_encrypted();
+        let outcome = self
+            .service
+            .run_event(&mut self.record, &mut self.module, &self.state, event, |actions| {
+                check(actions, encrypted)
+            })
+            .await?;
+        self.state = outcome.state;
+        Ok(outcome.actions)
     }
 
     /// Carries out a successful event's actions, in order.
@@ -636,6 +585,22 @@ impl Session {
             fault,
         });
     }
+}
+
+/// Refuses, before anything of it commits, an outcome asking for what the
+/// host cannot do on a connection (`encrypted` or not).
+fn check(actions: &[Action], encrypted: bool) -> Result<(), Fault> {
+    let handshakes = actions
+        .iter()
+        .filter(|action| matches!(action, Action::StartTls))
+        .count();
+    if handshakes > usize::from(!encrypted) {
+        return Err(Fault::host(
+            FaultKind::BadAction,
+            "start-tls on a connection that is already encrypted".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Sleeps until `deadline`, or forever if there is none.

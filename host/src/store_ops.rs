@@ -120,11 +120,12 @@ impl StoreReply {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex, as the admin endpoint's lines carry them.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Result<Vec<u8>> {
+pub fn unhex(text: &str) -> Result<Vec<u8>> {
     let digit = |byte: u8| char::from(byte).to_digit(16).ok_or_else(|| anyhow!("bad hex"));
     let bytes = text.as_bytes();
     if !bytes.len().is_multiple_of(2) {
@@ -136,7 +137,8 @@ fn unhex(text: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-fn text(hexed: &str) -> Result<String> {
+/// Hex-encoded UTF-8 text, decoded.
+pub fn text(hexed: &str) -> Result<String> {
     Ok(String::from_utf8(unhex(hexed)?)?)
 }
 

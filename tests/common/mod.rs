@@ -26,7 +26,7 @@ fn target_dir() -> PathBuf {
     )
 }
 
-/// An example handler (`echo`, `faulty`, `chat`), built from source once per test
+/// An example handler (`echo`, `faulty`, `chat`, `xmpp`), built from source once per test
 /// process (cargo makes concurrent builds from other test processes wait).
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -36,7 +36,7 @@ pub fn guest(name: &str) -> PathBuf {
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
             .args(["--package", "ej-example-echo", "--package", "ej-example-faulty"])
-            .args(["--package", "ej-example-chat"])
+            .args(["--package", "ej-example-chat", "--package", "ej-example-xmpp"])
             .status()
             .expect("running cargo to build the example handlers");
         assert!(status.success(), "building the example handlers failed (is the wasm32-wasip2 target installed? `cargo xtask guests` installs it)");
@@ -139,24 +139,36 @@ impl Server {
         Self::start_in(scratch, &module, flags)
     }
 
+    /// Runs `ej command WORDS…` against this server (the handler's
+    /// operator command); returns what it printed, or fails the test.
+    pub fn command(&self, words: &[&str]) -> String {
+        self.admin_tool("command", &[], words)
+    }
+
     /// Runs `ej store ARGS…` on this server's store (through its admin
     /// endpoint while it runs); fails the test if it fails.
     pub fn store(&self, args: &[&str]) -> String {
+        let data_dir = self.data_dir.to_str().expect("a UTF-8 path");
+        self.admin_tool("store", &["--data-dir", data_dir], args)
+    }
+
+    /// Runs `ej TOOL FLAGS… --admin ADMIN ARGS…`; returns what it printed,
+    /// or fails the test.
+    fn admin_tool(&self, tool: &str, flags: &[&str], args: &[&str]) -> String {
         let out = ej()
-            .arg("store")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
+            .arg(tool)
+            .args(flags)
             .arg("--admin")
             .arg(&self.admin)
             .args(args)
             .output()
-            .expect("running ej store");
+            .unwrap_or_else(|error| panic!("running ej {tool}: {error}"));
         assert!(
             out.status.success(),
-            "ej store {args:?} failed: {}",
+            "ej {tool} {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).expect("ej store prints UTF-8")
+        String::from_utf8(out.stdout).expect("ej prints UTF-8")
     }
 
     fn start_in(scratch: Scratch, module: &Path, flags: Vec<String>) -> Self {

@@ -23,6 +23,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("ej-example-echo", "echo"),
     ("ej-example-faulty", "faulty"),
     ("ej-example-chat", "chat"),
+    ("ej-example-xmpp", "xmpp"),
 ];
 /// The handler `cargo xtask run` serves: the richest example there is.
 const RICHEST: &str = "chat";
@@ -54,6 +55,8 @@ const FOREIGN_GUESTS: &[Foreign] = &[
 const WASM_TOOLS: &str = "1.263.0";
 const WIT_BINDGEN: &str = "0.61.1";
 const COMPONENTIZE_PY: &str = "0.25.1";
+/// The XMPP client library the end-to-end tests of the XMPP handler drive.
+const SLIXMPP: &str = "1.17.0";
 /// The C compiler, and the Debian packages that provide it, its wasm linker,
 /// the WASI libc and the wasm32 compiler runtime.
 const CLANG: &str = "clang-19";
@@ -121,6 +124,8 @@ fn test(root: &Path) -> Result<()> {
     guests(root)?;
     // The TLS tests talk to ej with `openssl s_client` too.
     ensure_packages(&["/usr/bin/openssl"], &["openssl"])?;
+    // The XMPP handler's tests log in with slixmpp.
+    slixmpp_venv(&target_dir(root).join("tools"))?;
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;
     status(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     status(cargo().args([
@@ -135,6 +140,8 @@ fn test(root: &Path) -> Result<()> {
         "ej-example-faulty",
         "--package",
         "ej-example-chat",
+        "--package",
+        "ej-example-xmpp",
         "--",
         "-D",
         "warnings",
@@ -372,19 +379,39 @@ fn componentize_py(tools: &Path) -> Result<PathBuf> {
     if reports_version(Command::new(&path).arg("--version"), COMPONENTIZE_PY) {
         return Ok(path);
     }
+    pip_install(&venv, &format!("componentize-py=={COMPONENTIZE_PY}"))?;
+    Ok(path)
+}
+
+/// Installs `requirement` with pip into the virtual environment `venv`,
+/// made first if need be.
+fn pip_install(venv: &Path, requirement: &str) -> Result<()> {
     if !venv.join("bin/pip").is_file() {
         // Debian's python3 makes virtual environments only with python3-venv.
         if !succeeds(Command::new("python3").args(["-c", "import ensurepip, venv"])) {
             apt_install(&["python3", "python3-venv"])?;
         }
-        status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        status(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
     }
     status(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("componentize-py=={COMPONENTIZE_PY}")),
-    )?;
-    Ok(path)
+            .arg(requirement),
+    )
+}
+
+/// slixmpp at `SLIXMPP`, in a virtual environment under `tools/xmpp-py`
+/// (apart from componentize-py's) made on first use; returns its python.
+fn slixmpp_venv(tools: &Path) -> Result<PathBuf> {
+    let venv = tools.join("xmpp-py");
+    let python = venv.join("bin/python");
+    let version = "import slixmpp; print(slixmpp.__version__)";
+    if reports_version(Command::new(&python).args(["-c", version]), SLIXMPP) {
+        return Ok(python);
+    }
+    println!("installing slixmpp {SLIXMPP} under {}", venv.display());
+    pip_install(&venv, &format!("slixmpp=={SLIXMPP}"))?;
+    Ok(python)
 }
 
 /// componentize-js and its dependencies, as `src/package-lock.json` pins

@@ -1,0 +1,56 @@
+//! Where each piece of server state lives in the store, and the registry
+//! addresses of sessions. User names in keys are local parts, already
+//! normalised (nodeprep) by the JID parser; a JID in a key is a bare JID.
+
+/// An account's credentials (`accounts::Account`).
+pub fn account(user: &str) -> String {
+    format!("account/{user}")
+}
+
+/// Every account, for listing.
+pub const ACCOUNTS: &str = "account/";
+
+/// An account's roster (`roster::Roster`).
+pub fn roster(user: &str) -> String {
+    format!("roster/{user}")
+}
+
+/// A subscription request from `from` (a bare JID) waiting for `user`.
+pub fn pending(user: &str, from: &str) -> String {
+    format!("pending/{user}/{from}")
+}
+
+/// All subscription requests waiting for `user`.
+pub fn pendings(user: &str) -> String {
+    format!("pending/{user}/")
+}
+
+/// The presence and priority of one of `user`'s sessions (`presence::Resource`).
+pub fn resource(user: &str, resource: &str) -> String {
+    format!("resource/{user}/{resource}")
+}
+
+/// Every session of `user` that sent presence.
+pub fn resources(user: &str) -> String {
+    format!("resource/{user}/")
+}
+
+/// A message kept for `user` while offline, in arrival order by `seq`.
+pub fn offline(user: &str, seq: u64) -> String {
+    format!("offline/{user}/{seq:020}")
+}
+
+/// Every message kept for `user`.
+pub fn offlines(user: &str) -> String {
+    format!("offline/{user}/")
+}
+
+/// The registry address of a session: `xmpp/BARE/RESOURCE`.
+pub fn address(bare: &str, resource: &str) -> String {
+    format!("xmpp/{bare}/{resource}")
+}
+
+/// The prefix of every session of `bare`.
+pub fn addresses(bare: &str) -> String {
+    format!("xmpp/{bare}/")
+}

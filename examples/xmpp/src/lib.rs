@@ -1,0 +1,135 @@
+//! XMPP: the client-to-server protocol of an instant-messaging server
+//! (RFC 6120 and RFC 6121, and the everyday XEPs), as an ej handler. The
+//! host knows nothing of XMPP: it frames the stream, runs TLS when asked,
+//! and routes payloads between addresses; everything else is here, run in
+//! a fresh instance for every event.
+//!
+//! Where things live:
+//! - the connection's state (this crate's [`Session`], a few hundred bytes
+//!   of JSON): the stream, the SASL exchange under way, who is logged in,
+//!   the bound resource, the client's presence flags;
+//! - the store, per account (see [`keys`]): credentials, the roster,
+//!   subscription requests waiting, each resource's presence, offline
+//!   messages — read and written by each event under the host's
+//!   serializable guarantee, so the two sides of a subscription change
+//!   together;
+//! - the registry: each bound resource holds the address
+//!   `xmpp/LOCAL@DOMAIN/RESOURCE`, so a lookup of `xmpp/LOCAL@DOMAIN/` lists
+//!   a user's sessions, and a route to one delivers a stanza to it.
+//!
+//! The modules follow the protocol: [`stream`] (negotiation and errors),
+//! [`sasl`], [`bind`], [`roster`], [`presence`], [`message`], [`iq`]
+//! (what the server answers itself), [`routing`] (addresses and delivery),
+//! [`accounts`] (credentials and the operator's commands).
+
+mod accounts;
+mod bind;
+mod iq;
+mod keys;
+mod message;
+mod presence;
+mod roster;
+mod routing;
+mod sasl;
+mod stanza;
+mod stream;
+mod xml;
+
+use ej_guest::{CloseReason, Context, Envelope, Handler};
+use serde::{Deserialize, Serialize};
+
+/// One client connection's state between events.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Session {
+    /// The id of the stream the server opened last.
+    stream_id: String,
+    /// The domain the client asked for and the server serves.
+    domain: String,
+    /// The SASL exchange under way.
+    sasl: Option<sasl::Exchange>,
+    /// Failed authentication attempts on this connection.
+    failures: u8,
+    /// The authenticated account's local part.
+    user: Option<String>,
+    /// The bound resource.
+    resource: Option<String>,
+    /// A bind waiting for the older session holding the resource to go.
+    binding: Option<bind::Waiting>,
+    /// Whether the client sent its initial presence (and not yet
+    /// unavailable), and at which priority.
+    available: bool,
+    priority: i8,
+    /// Whether the client asked for its roster (and so gets pushes).
+    roster: bool,
+}
+
+impl Handler for Session {
+    fn stream_open(&mut self, cx: &mut Context, header: &str) -> Result<(), String> {
+        stream::open(self, cx, header)
+    }
+
+    fn stanza(&mut self, cx: &mut Context, text: &str) -> Result<(), String> {
+        let el = match xml::Element::parse(text) {
+            Ok(el) => el,
+            Err(why) => {
+                stream::error(cx, "not-well-formed", &why);
+                return Ok(());
+            }
+        };
+        if self.user.is_none() {
+            return stream::before_auth(self, cx, &el);
+        }
+        if self.resource.is_none() {
+            return bind::before_bind(self, cx, &el);
+        }
+        stanza::from_client(self, cx, text, el)
+    }
+
+    fn routed(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        routing::arrived(self, cx, &envelope.payload)
+    }
+
+    fn undeliverable(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        routing::bounced(self, cx, &envelope.payload)
+    }
+
+    fn bind_refused(&mut self, cx: &mut Context, address: &str) -> Result<(), String> {
+        bind::refused(self, cx, address)
+    }
+
+    fn timer(&mut self, cx: &mut Context, tag: &str) -> Result<(), String> {
+        if tag == bind::RETRY {
+            return bind::retry(self, cx);
+        }
+        Ok(())
+    }
+
+    fn closed(&mut self, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
+        if self.resource.is_some() {
+            presence::gone(self, cx)?;
+        }
+        if reason == CloseReason::StreamEnd {
+            cx.send("</stream:stream>");
+        }
+        Ok(())
+    }
+
+    fn operator(&mut self, cx: &mut Context, command: &str) -> Result<(), String> {
+        accounts::operator(cx, command)
+    }
+}
+
+impl Session {
+    /// The logged-in user's bare JID, `user@domain`.
+    fn bare(&self) -> String {
+        format!("{}@{}", self.user.as_deref().unwrap_or_default(), self.domain)
+    }
+
+    /// The bound full JID, `user@domain/resource`.
+    fn full(&self) -> String {
+        format!("{}/{}", self.bare(), self.resource.as_deref().unwrap_or_default())
+    }
+}
+
+ej_guest::export!(Session);

@@ -1,0 +1,132 @@
+//! Messages (RFC 6121 §8.5): to a full JID, the session itself if it is
+//! there, else as if to the bare JID; to a bare JID, the available sessions
+//! of highest non-negative priority (every such session for `headline`),
+//! or the offline store (XEP-0160: kept, bounded per account, with a
+//! XEP-0203 delay stamp, and delivered on the next initial presence).
+//! Messages and iqs pass between users whether or not they are contacts.
+
+use ej_guest::{Context, store};
+
+use crate::presence::{Resource, local_user};
+use crate::stanza::{self, Condition};
+use crate::xml::Element;
+use crate::{Session, keys, routing, stream};
+
+/// Messages kept for one account while it is offline.
+const MAX_OFFLINE: u32 = 100;
+
+/// A message from the client.
+pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: &Element) -> Result<(), String> {
+    let to = el.attr("to").map_or_else(|| session.bare(), str::to_owned);
+    let Ok(target) = jid::Jid::new(&to) else {
+        stanza::refuse(cx, el, Condition::BadRequest);
+        return Ok(());
+    };
+    let stamped = stanza::stamped(text, &session.full(), Some(&to))?;
+    let bare = target.to_bare().to_string();
+    if target.node().is_none() {
+        // To a server: this one has nothing to say to messages.
+        let condition = if target.domain().as_str() == session.domain {
+            Condition::ServiceUnavailable
+        } else {
+            Condition::RemoteServerNotFound
+        };
+        return refuse_stamped(cx, &stamped, condition);
+    }
+    if target.domain().as_str() != session.domain {
+        return refuse_stamped(cx, &stamped, Condition::RemoteServerNotFound);
+    }
+    if local_user(&bare).is_none() {
+        return refuse_stamped(cx, &stamped, Condition::ServiceUnavailable);
+    }
+    if let Some(resource) = target.resource()
+        && routing::is_bound(&bare, resource.as_str())
+    {
+        routing::to_resource(cx, &bare, resource.as_str(), stamped);
+        return Ok(());
+    }
+    to_bare(cx, &bare, &stamped, el.attr("type"))
+}
+
+/// A message routed to a session that had gone: delivered as to the bare JID.
+pub fn to_bare_again(session: &mut Session, cx: &mut Context, payload: &str, el: &Element) -> Result<(), String> {
+    let _ = session;
+    let Some(bare) = el
+        .attr("to")
+        .and_then(|to| jid::Jid::new(to).ok())
+        .map(|jid| jid.to_bare().to_string())
+    else {
+        return Ok(());
+    };
+    to_bare(cx, &bare, payload, el.attr("type"))
+}
+
+/// Delivery to a local user's bare JID.
+fn to_bare(cx: &mut Context, bare: &str, stamped: &str, kind: Option<&str>) -> Result<(), String> {
+    let Some(user) = local_user(bare) else {
+        return Ok(());
+    };
+    let available: Vec<(String, Resource)> = store::scan(&keys::resources(&user), 64)
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let resource = key.rsplit('/').next()?.to_owned();
+            let record: Resource = serde_json::from_slice(&value).ok()?;
+            (record.priority >= 0 && routing::is_bound(bare, &resource)).then_some((resource, record))
+        })
+        .collect();
+    match kind {
+        Some("error") => Ok(()),
+        Some("groupchat") => refuse_stamped(cx, stamped, Condition::ServiceUnavailable),
+        Some("headline") => {
+            for (resource, _) in &available {
+                routing::to_resource(cx, bare, resource, stamped);
+            }
+            Ok(())
+        }
+        _ => {
+            let Some(highest) = available.iter().map(|(_, record)| record.priority).max() else {
+                return store_offline(cx, &user, stamped);
+            };
+            for (resource, _) in available.iter().filter(|(_, record)| record.priority == highest) {
+                routing::to_resource(cx, bare, resource, stamped);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Keeps a message for an offline account, stamped with when it came.
+fn store_offline(cx: &mut Context, user: &str, stamped: &str) -> Result<(), String> {
+    let kept = store::scan(&keys::offlines(user), MAX_OFFLINE + 1);
+    if kept.len() >= MAX_OFFLINE as usize {
+        return refuse_stamped(cx, stamped, Condition::ServiceUnavailable);
+    }
+    let next = kept
+        .last()
+        .and_then(|(key, _)| key.rsplit('/').next()?.parse::<u64>().ok())
+        .map_or(0, |seq| seq + 1);
+    let mut el = Element::parse(stamped)?;
+    el.children.push(crate::xml::Node::Element(
+        Element::new("delay", "urn:xmpp:delay")
+            .with("from", stream::served_domain())
+            .with("stamp", stanza::timestamp()),
+    ));
+    store::put(&keys::offline(user, next), el.to_xml().as_bytes());
+    Ok(())
+}
+
+/// Sends the client what was kept for it, oldest first, and forgets it.
+pub fn flush_offline(session: &Session, cx: &mut Context) -> Result<(), String> {
+    let user = session.user.as_deref().unwrap_or_default();
+    for (key, message) in store::scan(&keys::offlines(user), MAX_OFFLINE) {
+        cx.send(String::from_utf8_lossy(&message).into_owned());
+        store::delete(&key);
+    }
+    Ok(())
+}
+
+/// Answers a stamped stanza from our client with an error (unless it is one).
+fn refuse_stamped(cx: &mut Context, stamped: &str, condition: Condition) -> Result<(), String> {
+    stanza::refuse(cx, &Element::parse(stamped)?, condition);
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Addresses and delivery between sessions. A stanza for a user goes, as
+//! text with its `from` and `to` set, to the registry address of each
+//! session it is for; the receiving session decides, with its own state,
+//! whether its client gets it. Besides stanzas, one notice travels this
+//! way: `CONFLICT`, asking a session to give its resource up.
+
+use ej_guest::{Context, registry};
+
+use crate::stanza::{self, Condition};
+use crate::xml::Element;
+use crate::{Session, keys, message, stream};
+
+/// Asks the session holding a resource to close: a newer one binds it.
+pub const CONFLICT: &str = "<conflict xmlns='urn:ej:xmpp'/>";
+/// Sessions one account may have at once, as far as lookups go.
+const MAX_RESOURCES: u32 = 64;
+
+/// The resources of `bare` bound now.
+pub fn resources(bare: &str) -> Vec<String> {
+    let prefix = keys::addresses(bare);
+    registry::lookup(&prefix, MAX_RESOURCES)
+        .into_iter()
+        .filter_map(|address| address.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
+
+/// Whether `bare`'s session at `resource` is bound now.
+pub fn is_bound(bare: &str, resource: &str) -> bool {
+    let address = keys::address(bare, resource);
+    registry::lookup(&address, 1).first() == Some(&address)
+}
+
+/// Sends `stanza` to `bare`'s session at `resource`.
+pub fn to_resource(cx: &mut Context, bare: &str, resource: &str, stanza: impl Into<String>) {
+    cx.route(keys::address(bare, resource), stanza);
+}
+
+/// Sends `stanza` to every session of `bare` (but `except`), with `to` set
+/// to each full JID.
+pub fn to_all(cx: &mut Context, bare: &str, stanza: &str, except: Option<&str>) -> Result<(), String> {
+    for resource in resources(bare) {
+        if Some(resource.as_str()) != except {
+            let to = format!("{bare}/{resource}");
+            to_resource(cx, bare, &resource, stanza::stamped_to(stanza, &to)?);
+        }
+    }
+    Ok(())
+}
+
+/// A payload another session routed here.
+pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result<(), String> {
+    if payload == CONFLICT {
+        stream::error(cx, "conflict", "replaced by a newer session with the same resource");
+        return Ok(());
+    }
+    let el = ej_guest::xml::Element::parse(payload)?;
+    let deliver = match el.name() {
+        // Roster pushes go to clients that asked for the roster.
+        "iq" if payload.contains("jabber:iq:roster") && el.attr("from").is_none() => session.roster,
+        "presence" => match el.attr("type") {
+            Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => session.roster || session.available,
+            _ => session.available,
+        },
+        _ => true,
+    };
+    if deliver {
+        cx.send(payload);
+    }
+    Ok(())
+}
+
+/// A payload this session routed found nobody (the session went in the
+/// meantime): a message is handled as if sent to the bare JID, a request
+/// is answered for the missing session.
+pub fn bounced(session: &mut Session, cx: &mut Context, payload: &str) -> Result<(), String> {
+    if payload == CONFLICT {
+        return Ok(());
+    }
+    let el = Element::parse(payload)?;
+    match el.name.as_str() {
+        "message" => message::to_bare_again(session, cx, payload, &el),
+        // The request carries our client's full JID as `from`: the error
+        // goes back to it, from the missing session.
+        "iq" => {
+            stanza::refuse(cx, &el, Condition::ServiceUnavailable);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,120 @@
+//! Stanzas from a bound client: each is stamped with the client's full JID
+//! (RFC 6120 §8.1.2.1) and handed to the module for its kind; and the
+//! stanza errors (RFC 6120 §8.3) the server answers with.
+
+use ej_guest::Context;
+
+use crate::xml::{CLIENT, Element};
+use crate::{Session, iq, message, presence};
+
+pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// A stanza from the client, after binding.
+pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: Element) -> Result<(), String> {
+    match (el.name.as_str(), el.ns.as_str()) {
+        ("message", CLIENT) => message::from_client(session, cx, text, &el),
+        ("presence", CLIENT) => presence::from_client(session, cx, text, &el),
+        ("iq", CLIENT) => iq::from_client(session, cx, text, &el),
+        // Nonzas the server does not offer (stream management, …) are
+        // ignored, as the client was never told they would work.
+        _ => Ok(()),
+    }
+}
+
+/// The conditions the server answers with.
+#[derive(Clone, Copy, Debug)]
+pub enum Condition {
+    BadRequest,
+    ItemNotFound,
+    NotAuthorized,
+    RemoteServerNotFound,
+    ServiceUnavailable,
+    ResourceConstraint,
+}
+
+impl Condition {
+    fn name(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad-request",
+            Self::ItemNotFound => "item-not-found",
+            Self::NotAuthorized => "not-authorized",
+            Self::RemoteServerNotFound => "remote-server-not-found",
+            Self::ServiceUnavailable => "service-unavailable",
+            Self::ResourceConstraint => "resource-constraint",
+        }
+    }
+
+    /// The error type RFC 6120 §8.3.3 gives the condition.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::BadRequest => "modify",
+            Self::NotAuthorized => "auth",
+            Self::ResourceConstraint => "wait",
+            _ => "cancel",
+        }
+    }
+}
+
+/// The error answering `el` (which must not itself be an error): its kind
+/// and id, `to` and `from` swapped.
+pub fn error_reply(el: &Element, condition: Condition) -> String {
+    Element::new(&el.name, CLIENT)
+        .with("type", "error")
+        .with_opt("id", el.attr("id"))
+        .with_opt("to", el.attr("from"))
+        .with_opt("from", el.attr("to"))
+        .child(
+            Element::new("error", CLIENT)
+                .with("type", condition.kind())
+                .child(Element::new(condition.name(), STANZAS)),
+        )
+        .to_xml()
+}
+
+/// Answers `el` with an error unless it is an error or a result itself
+/// (which must never be answered).
+pub fn refuse(cx: &mut Context, el: &Element, condition: Condition) {
+    if !matches!(el.attr("type"), Some("error" | "result")) {
+        cx.send(error_reply(el, condition));
+    }
+}
+
+/// The stanza text with `from` set to `from` (and `to` to `to`, if given),
+/// every other byte as the client sent it.
+pub fn stamped(text: &str, from: &str, to: Option<&str>) -> Result<String, String> {
+    let root = ej_guest::xml::Element::parse(text)?;
+    let mut changes = vec![("from", Some(from))];
+    if let Some(to) = to {
+        changes.push(("to", Some(to)));
+    }
+    Ok(root.set_attrs(&changes))
+}
+
+/// The stanza text with `to` set, every other byte as it was.
+pub fn stamped_to(text: &str, to: &str) -> Result<String, String> {
+    Ok(ej_guest::xml::Element::parse(text)?.set_attrs(&[("to", Some(to))]))
+}
+
+/// Now as an XEP-0082 date-time in UTC, `2026-11-28T21:45:48Z`.
+pub fn timestamp() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}

@@ -1,0 +1,103 @@
+//! Stream negotiation (RFC 6120 §4–§6): the server's stream header with a
+//! fresh id, the features offered at each stage (STARTTLS, then SASL, then
+//! resource binding), STARTTLS itself through the host's `start-tls`, and
+//! stream errors.
+
+use ej_guest::Context;
+
+use crate::Session;
+use crate::sasl;
+use crate::xml::{Element, escape};
+
+pub const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+const CAPS: &str = "http://jabber.org/protocol/caps";
+
+/// The domain served when the store names none (`config/domain`).
+pub const DEFAULT_DOMAIN: &str = "localhost";
+
+/// The client opened (or reopened) its stream: answer with ours and the
+/// features of this stage.
+pub fn open(session: &mut Session, cx: &mut Context, header: &str) -> Result<(), String> {
+    let header = ej_guest::xml::Element::parse(header)?;
+    session.stream_id = random_id();
+    let domain = served_domain();
+    let asked = header.attr("to").unwrap_or_default().to_lowercase();
+    cx.send(format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+         id='{}' from='{}' version='1.0' xml:lang='en'>",
+        session.stream_id,
+        escape(&domain)
+    ));
+    if asked != domain {
+        error(cx, "host-unknown", "this server does not serve that domain");
+        return Ok(());
+    }
+    if header.namespace() != Some("http://etherx.jabber.org/streams") {
+        error(
+            cx,
+            "invalid-namespace",
+            "the stream's namespace is not http://etherx.jabber.org/streams",
+        );
+        return Ok(());
+    }
+    session.domain = domain;
+    cx.send(features(session, cx));
+    Ok(())
+}
+
+/// What the client may do next.
+fn features(session: &Session, cx: &Context) -> String {
+    let mut features = String::from("<stream:features>");
+    if session.user.is_none() {
+        if cx.conn().tls.is_none() {
+            features.push_str(&format!("<starttls xmlns='{TLS}'/>"));
+        }
+        features.push_str(&sasl::offer(cx.conn().tls.as_ref()));
+    } else {
+        features.push_str(&format!(
+            "<bind xmlns='{BIND}'/><session xmlns='{SESSION}'><optional/></session>\
+             <c xmlns='{CAPS}' hash='sha-1' node='https://github.com/ej' ver='{}'/>",
+            crate::iq::caps_ver()
+        ));
+    }
+    features.push_str("</stream:features>");
+    features
+}
+
+/// A stanza before authentication: STARTTLS or SASL, nothing else.
+pub fn before_auth(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(), String> {
+    match (el.name.as_str(), el.ns.as_str()) {
+        ("starttls", TLS) if cx.conn().tls.is_none() => {
+            cx.send(format!("<proceed xmlns='{TLS}'/>"));
+            cx.start_tls();
+        }
+        (_, sasl::NS) => sasl::step(session, cx, el)?,
+        _ => error(cx, "not-authorized", "authenticate first"),
+    }
+    Ok(())
+}
+
+/// Sends a stream error and closes the stream.
+pub fn error(cx: &mut Context, condition: &str, text: &str) {
+    cx.close(Some(format!(
+        "<stream:error><{condition} xmlns='{STREAMS}'/><text xmlns='{STREAMS}'>{}</text></stream:error></stream:stream>",
+        escape(text)
+    )));
+}
+
+/// The domain this server serves.
+pub fn served_domain() -> String {
+    ej_guest::store::get("config/domain")
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| DEFAULT_DOMAIN.to_owned())
+}
+
+/// A random identifier (stream ids, generated resources, nonces).
+pub fn random_id() -> String {
+    let mut bytes = [0; 12];
+    getrandom::fill(&mut bytes).expect("WASI gives random bytes");
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
