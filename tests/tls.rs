@@ -425,16 +425,14 @@ fn cert_new_writes_a_pair_with_a_private_key_and_never_overwrites_unasked() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists (give --force"));
 }
 
-/// `openssl s_client -starttls xmpp`, a TLS client nobody here wrote,
-/// against the handler `cargo xtask run` serves.
-#[test]
-fn openssl_s_client_starttls_xmpp_reaches_the_chat() {
-    let server = Server::start("chat", &[]);
-    server.store(&["put", "room:lobby", "{}"]);
+/// What `openssl s_client -starttls xmpp` (a TLS client nobody here
+/// wrote) receives from `server` after sending `input` over TLS, up to
+/// `expected`.
+fn s_client(server: &Server, input: &str, expected: &str) -> String {
     let mut openssl = Command::new("openssl")
         .args(["s_client", "-starttls", "xmpp", "-xmpphost", "localhost", "-quiet"])
         .args(["-verify_return_error", "-CAfile"])
-        .arg(local_cert(&server))
+        .arg(local_cert(server))
         .arg("-connect")
         .arg(server.addr.to_string())
         .stdin(Stdio::piped())
@@ -443,16 +441,16 @@ fn openssl_s_client_starttls_xmpp_reaches_the_chat() {
         .spawn()
         .expect("running openssl (cargo xtask test installs it)");
     let mut stdin = openssl.stdin.take().unwrap();
-    stdin.write_all(format!("{STREAM_HEADER}<rooms/>").as_bytes()).unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
     stdin.flush().unwrap();
     let mut stdout = BufReader::new(openssl.stdout.take().unwrap());
     let (found, seen) = std::sync::mpsc::channel();
+    let expected_text = expected.to_owned();
     std::thread::spawn(move || {
         let mut seen = Vec::new();
         while stdout.read_until(b'>', &mut seen).is_ok_and(|n| n > 0) {
-            if String::from_utf8_lossy(&seen).contains("<room name='lobby'/>") {
-                let _ = found.send(String::from_utf8_lossy(&seen).into_owned());
-                return;
+            if String::from_utf8_lossy(&seen).contains(&expected_text) {
+                break;
             }
         }
         let _ = found.send(String::from_utf8_lossy(&seen).into_owned());
@@ -462,7 +460,34 @@ fn openssl_s_client_starttls_xmpp_reaches_the_chat() {
     let _ = openssl.wait();
     let mut stderr = String::new();
     let _ = openssl.stderr.take().unwrap().read_to_string(&mut stderr);
-    assert!(seen.contains("<room name='lobby'/>"), "{seen:?} {stderr}");
+    assert!(seen.contains(expected), "{seen:?} {stderr}");
+    seen
+}
+
+/// `openssl s_client -starttls xmpp` against the XMPP server `cargo xtask
+/// run` serves: after TLS the stream offers SASL, PLAIN included.
+#[test]
+fn openssl_s_client_starttls_xmpp_reaches_the_xmpp_server() {
+    let server = Server::start("xmpp", &[]);
+    let header = STREAM_HEADER.replace("example.com", "localhost");
+    let seen = s_client(&server, &header, "</stream:features>");
+    assert!(
+        seen.contains("<mechanism>PLAIN</mechanism>"),
+        "PLAIN is offered over TLS only: {seen:?}"
+    );
+    assert!(
+        seen.contains("SCRAM-SHA-256-PLUS"),
+        "channel binding is offered: {seen:?}"
+    );
+    assert!(!seen.contains("<starttls"), "not offered again: {seen:?}");
+}
+
+/// The same against the chat example.
+#[test]
+fn openssl_s_client_starttls_xmpp_reaches_the_chat() {
+    let server = Server::start("chat", &[]);
+    server.store(&["put", "room:lobby", "{}"]);
+    let seen = s_client(&server, &format!("{STREAM_HEADER}<rooms/>"), "<room name='lobby'/>");
     assert!(
         seen.contains("<stream:stream"),
         "the chat answered a stream opened over TLS: {seen:?}"

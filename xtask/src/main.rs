@@ -26,9 +26,10 @@ const GUESTS: &[(&str, &str)] = &[
     ("ej-example-xmpp", "xmpp"),
 ];
 /// The handler `cargo xtask run` serves: the richest example there is.
-const RICHEST: &str = "chat";
-/// The rooms `cargo xtask run` makes sure the chat has.
-const ROOMS: &[&str] = &["lobby", "dev"];
+const RICHEST: &str = "xmpp";
+/// The accounts `cargo xtask run` makes sure the XMPP server has, with
+/// their passwords (for trying it on loopback; the README names them).
+const DEMO_ACCOUNTS: &[(&str, &str)] = &[("alice", "alice"), ("bob", "bob")];
 
 /// The example handlers written in other languages, each built by its own
 /// toolchain into `target/guests/NAME.wasm`.
@@ -156,32 +157,50 @@ fn run(root: &Path) -> Result<()> {
     status(cargo().args(["build", "--release", "--package", "ej"]))?;
     let module = guests.join(format!("{RICHEST}.wasm"));
     let ej = target_dir(root).join("release").join("ej");
-    // The chat serves only rooms the operator created: create the demo ones
-    // in its store (ej-data/ in the working directory), keeping any there.
-    for room in ROOMS {
-        let key = format!("room:{room}");
-        let exists = Command::new(&ej)
-            .args(["store", "get", &key])
-            .output()?
-            .status
-            .success();
-        if !exists {
-            status(Command::new(&ej).args(["store", "put", &key, "{}"]))?;
+    let mut server = Command::new(&ej)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:5222",
+            "--listen-tls",
+            "127.0.0.1:5223",
+            "--module",
+        ])
+        .arg(module)
+        .spawn()
+        .context("starting ej serve")?;
+    // The demo accounts, made through the running server (its store is
+    // ej-data/ in the working directory), keeping any there.
+    let started = std::time::Instant::now();
+    let accounts = loop {
+        let list = Command::new(&ej).args(["command", "user", "list"]).output()?;
+        if list.status.success() {
+            break String::from_utf8_lossy(&list.stdout).into_owned();
+        }
+        if server.try_wait()?.is_some() || started.elapsed() > std::time::Duration::from_secs(60) {
+            bail!("ej serve did not start (see above)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for (user, password) in DEMO_ACCOUNTS {
+        if !accounts.lines().any(|line| line == format!("{user}@localhost")) {
+            status(Command::new(&ej).args(["command", "user", "add", user, password]))?;
         }
     }
-    println!("chat rooms: {}; see docs/chat.md for the protocol", ROOMS.join(", "));
-    status(
-        Command::new(ej)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:5222",
-                "--listen-tls",
-                "127.0.0.1:5223",
-                "--module",
-            ])
-            .arg(module),
-    )
+    let logins: Vec<String> = DEMO_ACCOUNTS
+        .iter()
+        .map(|(user, password)| format!("{user}@localhost (password {password})"))
+        .collect();
+    println!(
+        "XMPP server for localhost on 127.0.0.1:5222 (STARTTLS) and :5223 (direct TLS); log in as {}. \
+         Its certificate is self-signed: ej-data/tls/localhost.crt. More accounts: `ej command user add NAME PASSWORD`.",
+        logins.join(" or ")
+    );
+    let exit = server.wait()?;
+    if !exit.success() {
+        bail!("ej serve exited with {exit}");
+    }
+    Ok(())
 }
 
 fn bench(root: &Path) -> Result<()> {

@@ -109,13 +109,26 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
             if Account::load(&user)?.is_none() {
                 return Err(format!("no user {user}@{domain}"));
             }
-            for prefix in [keys::pendings(&user), keys::resources(&user), keys::offlines(&user)] {
+            for prefix in [
+                keys::pendings(&user),
+                keys::resources(&user),
+                keys::offlines(&user),
+                keys::private(&user, ""),
+                keys::carbon_copies(&user),
+            ] {
                 for (key, _) in store::scan(&prefix, 10_000) {
                     store::delete(&key);
                 }
             }
-            store::delete(&keys::roster(&user));
-            store::delete(&keys::account(&user));
+            for key in [
+                keys::roster(&user),
+                keys::vcard(&user),
+                keys::blocklist(&user),
+                keys::last(&user),
+                keys::account(&user),
+            ] {
+                store::delete(&key);
+            }
             format!("removed {user}@{domain}")
         }
         ["user", "list"] => {

@@ -1,25 +1,28 @@
 //! Info/query (RFC 6120 §8.2.3): what the server answers itself — the
 //! roster, the legacy session, XEP-0030 service discovery, XEP-0199 ping,
-//! XEP-0092 software version, XEP-0202 entity time — and requests between
-//! users: to a full JID, routed to that session; to a bare JID, answered
-//! by the server for the account.
+//! XEP-0092 software version, XEP-0202 entity time, XEP-0012 last
+//! activity, and the account's storage, block list and carbons (each in its
+//! own module) — and requests between users: to a full JID, routed to that
+//! session; to a bare JID, answered by the server for the account.
 
 use base64::Engine as _;
 use ej_guest::Context;
 use sha1::{Digest as _, Sha1};
 
-use crate::presence::local_user;
+use crate::presence::{self, local_user};
 use crate::roster::{self, result};
 use crate::stanza::{self, Condition};
+use crate::storage::{PRIVATE, VCARD};
 use crate::stream::SESSION;
 use crate::xml::Element;
-use crate::{Session, routing};
+use crate::{Session, blocking, carbons, routing, storage};
 
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 const PING: &str = "urn:xmpp:ping";
 const VERSION: &str = "jabber:iq:version";
 const TIME: &str = "urn:xmpp:time";
+const LAST: &str = "jabber:iq:last";
 
 /// What the server is, for disco#info and its XEP-0115 caps hash.
 const IDENTITY: (&str, &str, &str) = ("server", "im", "ej");
@@ -27,11 +30,17 @@ const IDENTITY: (&str, &str, &str) = ("server", "im", "ej");
 const FEATURES: &[&str] = &[
     DISCO_INFO,
     DISCO_ITEMS,
+    LAST,
+    PRIVATE,
     "jabber:iq:roster",
     VERSION,
+    "msgoffline",
     "urn:ietf:params:xml:ns:xmpp-session",
+    blocking::NS,
+    carbons::NS,
     PING,
     TIME,
+    VCARD,
 ];
 
 /// An iq from the client.
@@ -87,6 +96,20 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
         ("query", roster::NS, _) if own => roster::iq(session, cx, el, payload),
         ("session", SESSION, Some("set")) if own => {
             cx.send(result(el, None));
+            Ok(())
+        }
+        ("query", PRIVATE, _) if own => storage::private(session, cx, el, payload),
+        ("vCard", VCARD, _) => storage::vcard(session, cx, el, payload, own),
+        ("blocklist" | "block" | "unblock", blocking::NS, _) if own => blocking::iq(session, cx, el, payload),
+        ("enable" | "disable", carbons::NS, _) if own => carbons::iq(session, cx, el, payload),
+        ("query", LAST, Some("get")) if !own => {
+            match el.attr("to").and_then(|to| presence::last_activity(session, to)) {
+                Some(seconds) => cx.send(result(
+                    el,
+                    Some(Element::new("query", LAST).with("seconds", seconds.to_string())),
+                )),
+                None => stanza::refuse(cx, el, Condition::ServiceUnavailable),
+            }
             Ok(())
         }
         // With no `to`, the server's own queries answer for it too.

@@ -54,3 +54,33 @@ pub fn address(bare: &str, resource: &str) -> String {
 pub fn addresses(bare: &str) -> String {
     format!("xmpp/{bare}/")
 }
+
+/// What an account keeps under namespace `ns` (XEP-0049).
+pub fn private(user: &str, ns: &str) -> String {
+    format!("private/{user}/{ns}")
+}
+
+/// An account's vCard (XEP-0054).
+pub fn vcard(user: &str) -> String {
+    format!("vcard/{user}")
+}
+
+/// An account's block list (XEP-0191, `blocking::Blocklist`).
+pub fn blocklist(user: &str) -> String {
+    format!("blocklist/{user}")
+}
+
+/// When an account's last session ended, and its last status (XEP-0012).
+pub fn last(user: &str) -> String {
+    format!("last/{user}")
+}
+
+/// The sessions of an account that enabled message carbons (XEP-0280).
+pub fn carbons(user: &str, resource: &str) -> String {
+    format!("carbons/{user}/{resource}")
+}
+
+/// Every session of an account that enabled carbons.
+pub fn carbon_copies(user: &str) -> String {
+    format!("carbons/{user}/")
+}

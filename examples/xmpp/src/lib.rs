@@ -24,7 +24,10 @@
 
 mod accounts;
 mod bind;
+mod blocking;
+mod carbons;
 mod iq;
+mod keepalive;
 mod keys;
 mod message;
 mod presence;
@@ -32,6 +35,7 @@ mod roster;
 mod routing;
 mod sasl;
 mod stanza;
+mod storage;
 mod stream;
 mod xml;
 
@@ -62,6 +66,10 @@ pub struct Session {
     priority: i8,
     /// Whether the client asked for its roster (and so gets pushes).
     roster: bool,
+    /// XEP-0352: the client said it is inactive; presence updates wait in
+    /// `held` (the latest per sender, at most `MAX_HELD`) until it is active.
+    inactive: bool,
+    held: Vec<String>,
 }
 
 impl Handler for Session {
@@ -99,15 +107,16 @@ impl Handler for Session {
     }
 
     fn timer(&mut self, cx: &mut Context, tag: &str) -> Result<(), String> {
-        if tag == bind::RETRY {
-            return bind::retry(self, cx);
+        match tag {
+            bind::RETRY => bind::retry(self, cx),
+            _ => keepalive::timer(self, cx, tag),
         }
-        Ok(())
     }
 
     fn closed(&mut self, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
         if self.resource.is_some() {
             presence::gone(self, cx)?;
+            carbons::forget(self);
         }
         if reason == CloseReason::StreamEnd {
             cx.send("</stream:stream>");

@@ -10,7 +10,7 @@ use ej_guest::{Context, store};
 use crate::presence::{Resource, local_user};
 use crate::stanza::{self, Condition};
 use crate::xml::Element;
-use crate::{Session, keys, routing, stream};
+use crate::{Session, carbons, keys, routing, stream};
 
 /// Messages kept for one account while it is offline.
 const MAX_OFFLINE: u32 = 100;
@@ -39,11 +39,16 @@ pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: &Ele
     if local_user(&bare).is_none() {
         return refuse_stamped(cx, &stamped, Condition::ServiceUnavailable);
     }
+    // XEP-0280: the account's other sessions see what this one sent.
+    let user = session.user.clone().unwrap_or_default();
+    let resource = session.resource.clone().unwrap_or_default();
+    carbons::copy(cx, &user, &session.bare(), &[&resource], "sent", &stamped)?;
     if let Some(resource) = target.resource()
         && routing::is_bound(&bare, resource.as_str())
     {
-        routing::to_resource(cx, &bare, resource.as_str(), stamped);
-        return Ok(());
+        routing::to_resource(cx, &bare, resource.as_str(), stamped.clone());
+        let receiver = local_user(&bare).unwrap_or_default();
+        return carbons::copy(cx, &receiver, &bare, &[resource.as_str()], "received", &stamped);
     }
     to_bare(cx, &bare, &stamped, el.attr("type"))
 }
@@ -87,10 +92,15 @@ fn to_bare(cx: &mut Context, bare: &str, stamped: &str, kind: Option<&str>) -> R
             let Some(highest) = available.iter().map(|(_, record)| record.priority).max() else {
                 return store_offline(cx, &user, stamped);
             };
-            for (resource, _) in available.iter().filter(|(_, record)| record.priority == highest) {
+            let chosen: Vec<&str> = available
+                .iter()
+                .filter(|(_, record)| record.priority == highest)
+                .map(|(resource, _)| resource.as_str())
+                .collect();
+            for resource in &chosen {
                 routing::to_resource(cx, bare, resource, stamped);
             }
-            Ok(())
+            carbons::copy(cx, &user, bare, &chosen, "received", stamped)
         }
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::roster::{Item, Roster, Subscription};
 use crate::stanza::{self, Condition};
 use crate::xml::{CLIENT, Element};
-use crate::{Session, accounts::Account, keys, message, routing};
+use crate::{Session, accounts::Account, blocking, keys, message, routing};
 
 /// A session's current availability, for others to read.
 #[derive(Serialize, Deserialize)]
@@ -112,6 +112,10 @@ fn unavailable(session: &mut Session, cx: &mut Context, text: &str) -> Result<()
     let user = session.user.clone().unwrap_or_default();
     store::delete(&keys::resource(&user, session.resource.as_deref().unwrap_or_default()));
     session.available = false;
+    // XEP-0012: when the account's last session goes, remember when.
+    if current(&session.bare())?.is_empty() {
+        store::put_json(&keys::last(&user), &now_seconds())?;
+    }
     let stamped = stanza::stamped(text, &session.full(), None)?;
     broadcast(session, cx, &stamped)
 }
@@ -131,9 +135,15 @@ pub fn gone(session: &mut Session, cx: &mut Context) -> Result<(), String> {
 /// Sends `presence` to the contacts allowed to see it and to the
 /// account's other sessions.
 fn broadcast(session: &Session, cx: &mut Context, presence: &str) -> Result<(), String> {
-    let roster = Roster::load(session.user.as_deref().unwrap_or_default())?;
+    let user = session.user.as_deref().unwrap_or_default();
+    let roster = Roster::load(user)?;
+    let full = session.full();
     for (contact, _) in roster.items.iter().filter(|(_, item)| item.subscription.from()) {
-        routing::to_all(cx, contact, presence, None)?;
+        // XEP-0191: no presence to a contact blocked either way.
+        let blocked_by = local_user(contact).is_some_and(|other| blocking::blocks(&other, &full));
+        if !blocked_by && !blocking::blocks(user, contact) {
+            routing::to_all(cx, contact, presence, None)?;
+        }
     }
     routing::to_all(cx, &session.bare(), presence, session.resource.as_deref())
 }
@@ -153,6 +163,32 @@ impl Resource {
     fn contains(&self, text: &str) -> bool {
         self.presence.contains(text)
     }
+}
+
+/// XEP-0012: seconds since `to` (a local account whose presence the
+/// session's account may see) was last online; 0 while it is.
+pub fn last_activity(session: &Session, to: &str) -> Option<u64> {
+    let user = local_user(to)?;
+    let bare = jid::BareJid::new(to).ok()?.to_string();
+    let allowed = Roster::load(&user)
+        .ok()?
+        .items
+        .get(&session.bare())
+        .is_some_and(|item| item.subscription.from());
+    if !allowed {
+        return None;
+    }
+    if !current(&bare).ok()?.is_empty() {
+        return Some(0);
+    }
+    let since: u64 = store::get_json(&keys::last(&user)).ok().flatten()?;
+    Some(now_seconds().saturating_sub(since))
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// The local part of `bare` if it is an account of this server.

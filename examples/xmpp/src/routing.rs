@@ -12,6 +12,8 @@ use crate::{Session, keys, message, stream};
 
 /// Asks the session holding a resource to close: a newer one binds it.
 pub const CONFLICT: &str = "<conflict xmlns='urn:ej:xmpp'/>";
+/// Presence updates held for an inactive client (XEP-0352).
+const MAX_HELD: usize = 100;
 /// Sessions one account may have at once, as far as lookups go.
 const MAX_RESOURCES: u32 = 64;
 
@@ -63,9 +65,27 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
         },
         _ => true,
     };
-    if deliver {
-        cx.send(payload);
+    if !deliver {
+        return Ok(());
     }
+    // XEP-0352: while the client is inactive, presence updates wait (only
+    // the latest from each sender).
+    if session.inactive
+        && el.name() == "presence"
+        && !matches!(
+            el.attr("type"),
+            Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
+        )
+    {
+        let from = format!("from='{}'", el.attr("from").unwrap_or_default());
+        session.held.retain(|held| !held.contains(&from));
+        if session.held.len() >= MAX_HELD {
+            session.held.remove(0);
+        }
+        session.held.push(payload.to_owned());
+        return Ok(());
+    }
+    cx.send(payload);
     Ok(())
 }
 

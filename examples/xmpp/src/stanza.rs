@@ -5,20 +5,71 @@
 use ej_guest::Context;
 
 use crate::xml::{CLIENT, Element};
-use crate::{Session, iq, message, presence};
+use crate::{Session, blocking, iq, keepalive, message, presence};
+
+/// XEP-0352 client state indication.
+pub const CSI: &str = "urn:xmpp:csi:0";
 
 pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// A stanza from the client, after binding.
 pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: Element) -> Result<(), String> {
+    keepalive::heard(cx);
+    if let Some(to) = el.attr("to")
+        && el.ns == CLIENT
+        && blocked(session, cx, &el, to)
+    {
+        return Ok(());
+    }
     match (el.name.as_str(), el.ns.as_str()) {
         ("message", CLIENT) => message::from_client(session, cx, text, &el),
         ("presence", CLIENT) => presence::from_client(session, cx, text, &el),
         ("iq", CLIENT) => iq::from_client(session, cx, text, &el),
+        ("inactive", CSI) => {
+            session.inactive = true;
+            Ok(())
+        }
+        ("active", CSI) => {
+            session.inactive = false;
+            for held in std::mem::take(&mut session.held) {
+                cx.send(held);
+            }
+            Ok(())
+        }
         // Nonzas the server does not offer (stream management, …) are
         // ignored, as the client was never told they would work.
         _ => Ok(()),
     }
+}
+
+/// Whether blocking stops a stanza to `to` (XEP-0191 §3.4–3.5): the
+/// account blocked it (it is told), or it is an account that blocked this
+/// one (as if it were not there). Presence is dropped silently.
+fn blocked(session: &Session, cx: &mut Context, el: &Element, to: &str) -> bool {
+    let user = session.user.as_deref().unwrap_or_default();
+    if blocking::blocks(user, to) {
+        if el.name != "presence" {
+            blocking::refuse_outgoing(cx, &stamped_element(el, session));
+        }
+        return true;
+    }
+    let target = jid::Jid::new(to)
+        .ok()
+        .and_then(|jid| presence::local_user(&jid.to_bare().to_string()));
+    if target.is_some_and(|target| blocking::blocks(&target, &session.full())) {
+        if el.name != "presence" {
+            refuse(cx, &stamped_element(el, session), Condition::ServiceUnavailable);
+        }
+        return true;
+    }
+    false
+}
+
+/// `el` with the client's full JID as `from`.
+fn stamped_element(el: &Element, session: &Session) -> Element {
+    let mut el = el.clone();
+    el.set_attr("from", session.full());
+    el
 }
 
 /// The conditions the server answers with.
@@ -26,6 +77,8 @@ pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: Elem
 pub enum Condition {
     BadRequest,
     ItemNotFound,
+    NotAcceptable,
+    NotAllowed,
     NotAuthorized,
     RemoteServerNotFound,
     ServiceUnavailable,
@@ -37,6 +90,8 @@ impl Condition {
         match self {
             Self::BadRequest => "bad-request",
             Self::ItemNotFound => "item-not-found",
+            Self::NotAcceptable => "not-acceptable",
+            Self::NotAllowed => "not-allowed",
             Self::NotAuthorized => "not-authorized",
             Self::RemoteServerNotFound => "remote-server-not-found",
             Self::ServiceUnavailable => "service-unavailable",
@@ -47,7 +102,7 @@ impl Condition {
     /// The error type RFC 6120 §8.3.3 gives the condition.
     fn kind(self) -> &'static str {
         match self {
-            Self::BadRequest => "modify",
+            Self::BadRequest | Self::NotAcceptable | Self::NotAllowed => "modify",
             Self::NotAuthorized => "auth",
             Self::ResourceConstraint => "wait",
             _ => "cancel",

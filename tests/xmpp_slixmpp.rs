@@ -1,0 +1,391 @@
+//! slixmpp, a real XMPP client library (Python, from PyPI), against the
+//! real `ej` binary serving the XMPP handler (`examples/xmpp`) over TCP on
+//! 127.0.0.1: STARTTLS with the server's self-signed certificate for
+//! `localhost` (the only CA the client trusts), SASL, resource binding,
+//! chat, rosters and subscriptions, offline messages, what the server
+//! answers itself, and resource conflicts.
+//!
+//! Each test runs one scenario script from `tests/xmpp/slixmpp/` (see their
+//! docstrings) with the interpreter of the virtual environment that
+//! `cargo xtask test` makes, and asserts on the JSON objects it prints, one
+//! per line. When a scenario fails, the assertion shows those objects, the
+//! XML slixmpp sent and received, and the server's log.
+
+mod common;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::Value;
+
+/// How long a scenario may take, in the script (`--timeout`) and, with
+/// some slack for starting Python, here.
+const SCENARIO_SECONDS: u64 = 20;
+
+/// The account passwords every test creates.
+const ALICE: (&str, &str) = ("alice", "alice-password");
+const BOB: (&str, &str) = ("bob", "bob-password");
+
+/// The Python interpreter with slixmpp installed (by `cargo xtask test`).
+fn python() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let python = target.join("tools/xmpp-py/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `cargo xtask test` to install slixmpp (it does so before testing)",
+        python.display()
+    );
+    python
+}
+
+/// The XMPP handler, served with `accounts` (name, password) created.
+fn server_with(accounts: &[(&str, &str)]) -> Server {
+    let server = Server::start("xmpp", &[]);
+    for (name, password) in accounts {
+        server.command(&["user", "add", name, password]);
+    }
+    server
+}
+
+/// What a scenario script printed, and how it ended.
+struct Outcome {
+    script: String,
+    status: Option<ExitStatus>,
+    events: Vec<Value>,
+    stderr: String,
+    server_log: Vec<String>,
+}
+
+/// Runs `tests/xmpp/slixmpp/SCRIPT.py` against `server` with `args`
+/// after the connection options.
+fn scenario(server: &Server, script: &str, args: &[&str]) -> Outcome {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/xmpp/slixmpp")
+        .join(format!("{script}.py"));
+    let mut child = Command::new(python())
+        .arg(&path)
+        .args(["--host", &server.addr.ip().to_string()])
+        .args(["--port", &server.addr.port().to_string()])
+        .arg("--ca")
+        .arg(server.data_dir.join("tls/localhost.crt"))
+        .args(["--timeout", &SCENARIO_SECONDS.to_string()])
+        .args(args)
+        // No `__pycache__` in the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the scenario script");
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("piped stderr")));
+    // The script keeps its own time; this is in case Python itself hangs.
+    let deadline = Instant::now() + Duration::from_secs(SCENARIO_SECONDS + 20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the script") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().expect("reading the script's stdout");
+    let events = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_owned())))
+        .collect();
+    Outcome {
+        script: script.to_owned(),
+        status,
+        events,
+        stderr: stderr.join().expect("reading the script's stderr"),
+        server_log: server_log(server),
+    }
+}
+
+/// What the server logged of its connections so far: how each ended,
+/// and the handler's faults (with the crash reports' details).
+fn server_log(server: &Server) -> Vec<String> {
+    let mut lines = server.text_log();
+    for message in [
+        "connection opened",
+        "TLS started",
+        "TLS failed",
+        "connection closed",
+        "handler fault",
+    ] {
+        lines.extend(server.logs_of(message).iter().map(Value::to_string));
+    }
+    lines.extend(server.crashes().iter().map(Value::to_string));
+    lines
+}
+
+impl Outcome {
+    /// Everything there is to know when an assertion fails: the events,
+    /// the XML slixmpp exchanged, its warnings and errors, the server's log.
+    fn report(&self) -> String {
+        let events: Vec<String> = self.events.iter().map(Value::to_string).collect();
+        let xml: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| {
+                ["SEND:", "RECV:", " ERROR ", " WARNING ", "Traceback", "Error"]
+                    .iter()
+                    .any(|mark| line.contains(mark))
+            })
+            .collect();
+        format!(
+            "{} exited with {:?}\n--- events:\n{}\n--- slixmpp's XML and errors:\n{}\n--- server log:\n{}",
+            self.script,
+            self.status,
+            events.join("\n"),
+            xml.join("\n"),
+            self.server_log.join("\n"),
+        )
+    }
+
+    /// Fails the test unless the script completed its scenario.
+    fn succeeded(self) -> Self {
+        assert!(
+            self.status.is_some_and(|status| status.success()),
+            "the scenario did not complete\n{}",
+            self.report()
+        );
+        self
+    }
+
+    /// The events named `event`.
+    fn all(&self, event: &str) -> Vec<&Value> {
+        self.events.iter().filter(|value| value["event"] == event).collect()
+    }
+
+    /// The events named `event` that `client` reported.
+    fn of(&self, client: &str, event: &str) -> Vec<&Value> {
+        let all = self.all(event).into_iter();
+        all.filter(|value| value["client"] == client).collect()
+    }
+
+    /// The one event named `event` that `client` reported.
+    fn one(&self, client: &str, event: &str) -> &Value {
+        match self.of(client, event)[..] {
+            [value] => value,
+            _ => panic!("expected one {event} for {client}\n{}", self.report()),
+        }
+    }
+}
+
+/// `--NAME JID PASSWORD` for a scenario.
+fn account<'a>(option: &'a str, jid: &'a str, password: &'a str) -> [&'a str; 3] {
+    [option, jid, password]
+}
+
+/// Logs alice in with `mechanism` (or slixmpp's choice); her session.
+fn alice_logs_in(mechanism: Option<&str>) -> Value {
+    let server = server_with(&[ALICE]);
+    let mut args = account("--user", "alice@localhost/laptop", ALICE.1).to_vec();
+    if let Some(mechanism) = mechanism {
+        args.extend(["--mechanism", mechanism]);
+    }
+    let outcome = scenario(&server, "login", &args).succeeded();
+    let session = outcome.one("user", "session_start").clone();
+    assert_eq!(session["jid"], "alice@localhost/laptop", "{}", outcome.report());
+    let tls = session["tls"].as_str().unwrap_or_default();
+    assert!(tls.starts_with("TLSv1."), "{}", outcome.report());
+    assert_eq!(outcome.of("user", "disconnected").len(), 1, "{}", outcome.report());
+    session
+}
+
+#[test]
+fn alice_logs_in_with_the_mechanism_slixmpp_prefers() {
+    let session = alice_logs_in(None);
+    // SCRAM-SHA-256-PLUS when the channel binding slixmpp can compute is
+    // available (tls-unique needs TLS 1.2), SCRAM-SHA-256 otherwise.
+    let mechanism = session["mechanism"].as_str().unwrap_or_default();
+    assert!(
+        ["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"].contains(&mechanism),
+        "{session}"
+    );
+}
+
+#[test]
+fn alice_logs_in_with_scram_sha_1() {
+    assert_eq!(alice_logs_in(Some("SCRAM-SHA-1"))["mechanism"], "SCRAM-SHA-1");
+}
+
+#[test]
+fn alice_logs_in_with_scram_sha_256() {
+    assert_eq!(alice_logs_in(Some("SCRAM-SHA-256"))["mechanism"], "SCRAM-SHA-256");
+}
+
+#[test]
+fn alice_logs_in_with_plain() {
+    assert_eq!(alice_logs_in(Some("PLAIN"))["mechanism"], "PLAIN");
+}
+
+/// Logs `jid` in with `password`; asserts that authentication fails.
+fn login_fails(jid: &str, password: &str) {
+    let server = server_with(&[ALICE]);
+    let outcome = scenario(&server, "login", &account("--user", jid, password)).succeeded();
+    let failure = outcome.one("user", "failed_auth");
+    assert_eq!(failure["condition"], "not-authorized", "{}", outcome.report());
+    assert!(outcome.all("session_start").is_empty(), "{}", outcome.report());
+}
+
+#[test]
+fn a_wrong_password_fails_authentication() {
+    login_fails("alice@localhost/laptop", "not-alice-password");
+}
+
+#[test]
+fn an_unknown_user_fails_authentication() {
+    login_fails("mallory@localhost/laptop", "any-password");
+}
+
+#[test]
+fn alice_and_bob_chat_by_bare_and_full_jid() {
+    let server = server_with(&[ALICE, BOB]);
+    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
+    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
+    let outcome = scenario(&server, "chat", &args).succeeded();
+    let received = |client: &str| -> Vec<(String, String, String)> {
+        let mut messages: Vec<_> = outcome
+            .of(client, "message")
+            .iter()
+            .map(|message| {
+                assert_eq!(message["type"], "chat", "{}", outcome.report());
+                let field = |name: &str| message[name].as_str().unwrap_or_default().to_owned();
+                (field("from"), field("to"), field("body"))
+            })
+            .collect();
+        messages.sort();
+        messages
+    };
+    let owned = |from: &str, to: &str, body: &str| (from.to_owned(), to.to_owned(), body.to_owned());
+    // Whatever JID it was sent to, a message arrives addressed to the full
+    // JID of the session that receives it, from the sender's full JID.
+    assert_eq!(
+        received("alice"),
+        [
+            owned("bob@localhost/phone", "alice@localhost", "to alice's bare JID"),
+            owned("bob@localhost/phone", "alice@localhost/laptop", "to alice's full JID"),
+        ],
+        "{}",
+        outcome.report()
+    );
+    assert_eq!(
+        received("bob"),
+        [
+            owned("alice@localhost/laptop", "bob@localhost", "to bob's bare JID"),
+            owned("alice@localhost/laptop", "bob@localhost/phone", "to bob's full JID"),
+        ],
+        "{}",
+        outcome.report()
+    );
+}
+
+#[test]
+fn a_mutual_subscription_shows_in_both_rosters_and_brings_presence() {
+    let server = server_with(&[ALICE, BOB]);
+    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
+    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
+    let outcome = scenario(&server, "roster", &args).succeeded();
+    let last_roster = |client: &str| {
+        outcome
+            .of(client, "roster")
+            .last()
+            .map(|roster| roster["items"].clone())
+    };
+    let alice = last_roster("alice").unwrap_or_else(|| panic!("no roster for alice\n{}", outcome.report()));
+    let bob = last_roster("bob").unwrap_or_else(|| panic!("no roster for bob\n{}", outcome.report()));
+    assert_eq!(alice["bob@localhost"]["subscription"], "both", "{}", outcome.report());
+    assert_eq!(alice["bob@localhost"]["name"], "Bob", "{}", outcome.report());
+    assert_eq!(bob["alice@localhost"]["subscription"], "both", "{}", outcome.report());
+    let available = outcome.of("alice", "presence");
+    assert!(
+        available
+            .iter()
+            .any(|presence| presence["from"] == "bob@localhost/phone" && presence["type"] == "available"),
+        "alice did not see bob available\n{}",
+        outcome.report()
+    );
+}
+
+#[test]
+fn a_message_to_an_offline_user_waits_for_her_login() {
+    let server = server_with(&[ALICE, BOB]);
+    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
+    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
+    let outcome = scenario(&server, "offline", &args).succeeded();
+    let message = outcome.one("alice", "message");
+    assert_eq!(message["from"], "bob@localhost/phone", "{}", outcome.report());
+    assert_eq!(message["body"], "sent while you were away", "{}", outcome.report());
+    assert_eq!(message["type"], "chat", "{}", outcome.report());
+}
+
+#[test]
+fn the_server_answers_ping_disco_info_and_version() {
+    let server = server_with(&[ALICE]);
+    let args = account("--user", "alice@localhost/laptop", ALICE.1);
+    let outcome = scenario(&server, "server_info", &args).succeeded();
+    assert_eq!(outcome.all("pong")[0]["type"], "result", "{}", outcome.report());
+    let info = outcome.all("disco_info")[0];
+    let identities = info["identities"].as_array().expect("identities");
+    assert!(
+        identities.iter().any(|identity| identity[0] == "server"),
+        "no server identity\n{}",
+        outcome.report()
+    );
+    let features = info["features"].as_array().expect("features");
+    for feature in [
+        "urn:xmpp:ping",
+        "jabber:iq:version",
+        "http://jabber.org/protocol/disco#info",
+    ] {
+        assert!(
+            features.iter().any(|offered| offered == feature),
+            "disco#info lacks {feature}\n{}",
+            outcome.report()
+        );
+    }
+    let version = outcome.all("version")[0];
+    assert!(
+        version["name"].as_str().is_some_and(|name| !name.is_empty()),
+        "{}",
+        outcome.report()
+    );
+}
+
+#[test]
+fn a_second_session_on_the_same_resource_replaces_the_first() {
+    let server = server_with(&[ALICE]);
+    let args = account("--user", "alice@localhost/laptop", ALICE.1);
+    let outcome = scenario(&server, "conflict", &args).succeeded();
+    for session in ["first", "second"] {
+        let jid = &outcome.one(session, "session_start")["jid"];
+        assert_eq!(jid, "alice@localhost/laptop", "{}", outcome.report());
+    }
+    assert_eq!(
+        outcome.one("first", "stream_error")["condition"],
+        "conflict",
+        "{}",
+        outcome.report()
+    );
+    let message = outcome.one("second", "message");
+    assert_eq!(message["from"], "alice@localhost/laptop", "{}", outcome.report());
+}
