@@ -205,6 +205,13 @@ impl Context {
         self.actions.push(Action::ResetStream);
     }
 
+    /// Accepts stanzas of at most `bytes` from the next one on (the host
+    /// keeps it between 1 KiB and its own limit, where every connection
+    /// starts); a larger one ends the stream with `<policy-violation/>`.
+    pub fn max_stanza(&mut self, bytes: u32) {
+        self.actions.push(Action::MaxStanza(bytes));
+    }
+
     /// Encrypts the connection (XMPP's STARTTLS): once what was sent before
     /// is written, the host runs a TLS handshake and restarts the stream;
     /// from the next event on, [`Connection::tls`] is set. A fault on a

@@ -56,7 +56,11 @@ impl Outcome {
                     | Action::CancelTimer(text) => text.len(),
                     Action::Route(route) => route.to.len() + route.payload.len(),
                     Action::SetTimer(timer) => timer.tag.len(),
-                    Action::Close(None) | Action::Throttle(_) | Action::ResetStream | Action::StartTls => 0,
+                    Action::Close(None)
+                    | Action::Throttle(_)
+                    | Action::ResetStream
+                    | Action::StartTls
+                    | Action::MaxStanza(_) => 0,
                 })
                 .sum::<usize>()
     }

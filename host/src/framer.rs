@@ -273,6 +273,12 @@ impl Framer {
         Ok(None)
     }
 
+    /// Changes the largest header or stanza accepted, from the frame being
+    /// read on.
+    pub fn set_max(&mut self, max_stanza_bytes: usize) {
+        self.max = max_stanza_bytes;
+    }
+
     /// Bytes pushed and not yet framed or skipped.
     pub fn unframed(&self) -> usize {
         self.buf.len() - self.start

@@ -30,6 +30,9 @@ use crate::timers::{Full, Timers};
 use crate::transport::{Input, Link, ReaderEnd};
 use crate::warning::Warning;
 
+/// The smallest stanza limit a handler may set (`max-stanza`), in bytes.
+const MIN_STANZA_LIMIT: usize = 1024;
+
 /// How a connection is encrypted from the start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encryption {
@@ -85,6 +88,7 @@ pub async fn run(
         module,
         state: Vec::new(),
         framer: Framer::new(limits.max_stanza_bytes),
+        max_stanza: limits.max_stanza_bytes,
         outbox,
         rate,
         opened: false,
@@ -120,6 +124,8 @@ struct Session {
     /// The state returned by the last successful event.
     state: Vec<u8>,
     framer: Framer,
+    /// The largest stanza accepted now (`max-stanza`, within the limit).
+    max_stanza: usize,
     outbox: Arc<Outbox>,
     rate: Rate,
     /// Whether anything was written to the peer: a host stream error opens
@@ -363,6 +369,12 @@ impl Session {
                 }
                 Action::Throttle(bytes_per_sec) => self.rate.set(bytes_per_sec),
                 Action::ResetStream => self.framer.reset(),
+                Action::MaxStanza(bytes) => {
+                    self.max_stanza = usize::try_from(bytes)
+                        .unwrap_or(usize::MAX)
+                        .clamp(MIN_STANZA_LIMIT, self.service.limits.max_stanza_bytes);
+                    self.framer.set_max(self.max_stanza);
+                }
                 Action::StartTls => {
                     if let Err(reason) = self.start_tls().await {
                         log_tls_failure(self.record.id, &self.record.peer, &reason);
@@ -420,7 +432,7 @@ impl Session {
         tracing::debug!(id = self.record.id, resumed = established.resumed, "TLS started");
         self.link.encrypt(established.encrypted);
         self.record.tls = Some(established.info);
-        self.framer = Framer::new(self.service.limits.max_stanza_bytes);
+        self.framer = Framer::new(self.max_stanza);
         Ok(())
     }
 

@@ -80,9 +80,34 @@ impl Account {
     }
 }
 
+/// Removes an account and everything kept for it.
+pub fn remove(user: &str) {
+    let prefixes = [
+        keys::pendings(user),
+        keys::resources(user),
+        keys::offlines(user),
+        keys::private(user, ""),
+        keys::carbon_copies(user),
+    ];
+    for prefix in prefixes {
+        for (key, _) in store::scan(&prefix, 10_000) {
+            store::delete(&key);
+        }
+    }
+    for key in [
+        keys::roster(user),
+        keys::vcard(user),
+        keys::blocklist(user),
+        keys::last(user),
+        keys::account(user),
+    ] {
+        store::delete(&key);
+    }
+}
+
 /// Answers an operator's command:
 /// `user add NAME PASSWORD`, `user password NAME PASSWORD`,
-/// `user remove NAME`, `user list`.
+/// `user remove NAME`, `user list`, `config registration open|closed`.
 pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
     let words: Vec<&str> = command.split_whitespace().collect();
     let domain = crate::stream::served_domain();
@@ -109,27 +134,12 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
             if Account::load(&user)?.is_none() {
                 return Err(format!("no user {user}@{domain}"));
             }
-            for prefix in [
-                keys::pendings(&user),
-                keys::resources(&user),
-                keys::offlines(&user),
-                keys::private(&user, ""),
-                keys::carbon_copies(&user),
-            ] {
-                for (key, _) in store::scan(&prefix, 10_000) {
-                    store::delete(&key);
-                }
-            }
-            for key in [
-                keys::roster(&user),
-                keys::vcard(&user),
-                keys::blocklist(&user),
-                keys::last(&user),
-                keys::account(&user),
-            ] {
-                store::delete(&key);
-            }
+            remove(&user);
             format!("removed {user}@{domain}")
+        }
+        ["config", "registration", state @ ("open" | "closed")] => {
+            crate::register::set_open(*state == "open");
+            format!("in-band registration {state}")
         }
         ["user", "list"] => {
             let users: Vec<String> = store::scan(keys::ACCOUNTS, 10_000)
@@ -140,7 +150,8 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
         }
         _ => {
             return Err(
-                "commands: user add NAME PASSWORD | user password NAME PASSWORD | user remove NAME | user list"
+                "commands: user add NAME PASSWORD | user password NAME PASSWORD | user remove NAME | user list \
+                 | config registration open|closed"
                     .to_owned(),
             );
         }

@@ -15,7 +15,7 @@ use crate::stanza::{self, Condition};
 use crate::storage::{PRIVATE, VCARD};
 use crate::stream::SESSION;
 use crate::xml::Element;
-use crate::{Session, blocking, carbons, routing, storage};
+use crate::{Session, blocking, carbons, register, routing, storage};
 
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
@@ -102,6 +102,7 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
         ("vCard", VCARD, _) => storage::vcard(session, cx, el, payload, own),
         ("blocklist" | "block" | "unblock", blocking::NS, _) if own => blocking::iq(session, cx, el, payload),
         ("enable" | "disable", carbons::NS, _) if own => carbons::iq(session, cx, el, payload),
+        ("query", register::NS, _) if own => register::after_auth(session, cx, el, payload),
         ("query", LAST, Some("get")) if !own => {
             match el.attr("to").and_then(|to| presence::last_activity(session, to)) {
                 Some(seconds) => cx.send(result(

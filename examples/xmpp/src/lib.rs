@@ -31,6 +31,7 @@ mod keepalive;
 mod keys;
 mod message;
 mod presence;
+mod register;
 mod roster;
 mod routing;
 mod sasl;

@@ -76,6 +76,7 @@ fn stamped_element(el: &Element, session: &Session) -> Element {
 #[derive(Clone, Copy, Debug)]
 pub enum Condition {
     BadRequest,
+    Conflict,
     ItemNotFound,
     NotAcceptable,
     NotAllowed,
@@ -89,6 +90,7 @@ impl Condition {
     fn name(self) -> &'static str {
         match self {
             Self::BadRequest => "bad-request",
+            Self::Conflict => "conflict",
             Self::ItemNotFound => "item-not-found",
             Self::NotAcceptable => "not-acceptable",
             Self::NotAllowed => "not-allowed",

@@ -15,6 +15,10 @@ pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 const CAPS: &str = "http://jabber.org/protocol/caps";
 
+/// The largest stanza accepted before the client authenticates: SASL and
+/// STARTTLS elements are small, and an unauthenticated peer gets little.
+pub const MAX_STANZA_BEFORE_AUTH: u32 = 16 * 1024;
+
 /// The domain served when the store names none (`config/domain`).
 pub const DEFAULT_DOMAIN: &str = "localhost";
 
@@ -44,6 +48,9 @@ pub fn open(session: &mut Session, cx: &mut Context, header: &str) -> Result<(),
         return Ok(());
     }
     session.domain = domain;
+    if session.user.is_none() {
+        cx.max_stanza(MAX_STANZA_BEFORE_AUTH);
+    }
     cx.send(features(session, cx));
     Ok(())
 }
@@ -56,6 +63,9 @@ fn features(session: &Session, cx: &Context) -> String {
             features.push_str(&format!("<starttls xmlns='{TLS}'/>"));
         }
         features.push_str(&sasl::offer(cx.conn().tls.as_ref()));
+        if crate::register::open() {
+            features.push_str(crate::register::FEATURE);
+        }
     } else {
         features.push_str(&format!(
             "<bind xmlns='{BIND}'/><session xmlns='{SESSION}'><optional/></session>\
@@ -76,6 +86,10 @@ pub fn before_auth(session: &mut Session, cx: &mut Context, el: &Element) -> Res
             cx.start_tls();
         }
         (_, sasl::NS) => sasl::step(session, cx, el)?,
+        ("iq", crate::xml::CLIENT) => match el.get("query", crate::register::NS) {
+            Some(query) => crate::register::before_auth(session, cx, el, query)?,
+            None => crate::stanza::refuse(cx, el, crate::stanza::Condition::NotAuthorized),
+        },
         _ => error(cx, "not-authorized", "authenticate first"),
     }
     Ok(())

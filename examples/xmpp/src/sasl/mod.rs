@@ -119,8 +119,10 @@ pub fn step(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(),
             session.sasl = None;
             let additional = additional.map(|data| BASE64.encode(data)).unwrap_or_default();
             cx.send(format!("<success xmlns='{NS}'>{additional}</success>"));
-            // The client opens a new stream, now authenticated.
+            // The client opens a new stream, now authenticated, and may send
+            // stanzas as large as the host allows.
             cx.reset_stream();
+            cx.max_stanza(u32::MAX);
             Ok(())
         }
         Err(condition) => fail(session, cx, condition),

@@ -1,0 +1,268 @@
+//! The XMPP handler at the protocol's edges, over raw TCP with a raw XML
+//! client: what the server refuses before authentication (another domain,
+//! stanzas, PLAIN in the clear, oversized stanzas, repeated failures), the
+//! stanza errors it answers with, the operator's account commands (which
+//! never log a password), in-band registration behind its switch, and a hot
+//! swap of the handler in the middle of a session. Real client libraries
+//! are driven in `xmpp_slixmpp.rs` and `xmpp_xmpp_js.rs`.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use common::tls::ClientTls;
+use common::variant::variant;
+use common::{Client, Server, ej};
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+     xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+
+/// Opens a stream to `localhost` and reads the features.
+fn open(client: &mut Client) -> String {
+    client.send(HEADER);
+    client.read_until("</stream:features>")
+}
+
+/// A server with the account alice (password `alice-password`).
+fn server(flags: &[&str]) -> Server {
+    let server = Server::start("xmpp", flags);
+    server.command(&["user", "add", "alice", "alice-password"]);
+    server
+}
+
+/// A client whose stream is open again after STARTTLS; and the features.
+fn encrypted(server: &Server) -> (Client, String) {
+    let mut client = server.connect();
+    open(&mut client);
+    client.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    client.expect("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    let tls = ClientTls::trusting(&server.data_dir.join("tls/localhost.crt"), "localhost");
+    let mut client = client.start_tls(&tls);
+    let features = open(&mut client);
+    (client, features)
+}
+
+/// Logs alice in over STARTTLS with PLAIN and binds `resource`.
+fn login(server: &Server, resource: &str) -> Client {
+    let (mut client, features) = encrypted(server);
+    assert!(features.contains("<mechanism>PLAIN</mechanism>"), "{features}");
+    let credentials = BASE64.encode(b"\0alice\0alice-password");
+    client.send(&format!("<auth xmlns='{SASL}' mechanism='PLAIN'>{credentials}</auth>"));
+    client.expect(&format!("<success xmlns='{SASL}'></success>"));
+    let features = open(&mut client);
+    assert!(features.contains("urn:ietf:params:xml:ns:xmpp-bind"), "{features}");
+    client.send(&format!(
+        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"
+    ));
+    client.read_until(&format!("<jid>alice@localhost/{resource}</jid></bind></iq>"));
+    client
+}
+
+/// Reads until the server closes the connection, which it must do with
+/// the stream error `condition`; returns what came.
+fn ends_with_stream_error(client: &mut Client, condition: &str) -> String {
+    let rest = client.read_to_end();
+    let error = format!("<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    assert!(rest.contains(&error), "expected {error}: {rest}");
+    assert!(rest.ends_with("</stream:stream>"), "{rest}");
+    rest
+}
+
+/// Reads the iq answering `id`, whole (a result may be an empty element).
+fn read_iq(client: &mut Client, id: &str) -> String {
+    let mut answer = client.read_until(&format!("id='{id}'"));
+    answer.push_str(&client.read_until(">"));
+    if !answer.ends_with("/>") {
+        answer.push_str(&client.read_until("</iq>"));
+    }
+    answer
+}
+
+#[test]
+fn a_stream_to_a_domain_not_served_gets_host_unknown() {
+    let server = server(&[]);
+    let mut client = server.connect();
+    client.open(); // to='example.com'
+    ends_with_stream_error(&mut client, "host-unknown");
+}
+
+#[test]
+fn before_authentication_only_starttls_and_sasl_are_accepted() {
+    let server = server(&[]);
+    let mut client = server.connect();
+    let features = open(&mut client);
+    assert!(features.contains("<starttls"), "{features}");
+    assert!(
+        !features.contains("PLAIN"),
+        "PLAIN is never offered in the clear: {features}"
+    );
+    client.send("<message to='alice@localhost'><body>hi</body></message>");
+    ends_with_stream_error(&mut client, "not-authorized");
+}
+
+#[test]
+fn plain_in_the_clear_is_refused_and_repeated_failures_close_the_stream() {
+    let server = server(&[]);
+    let mut client = server.connect();
+    open(&mut client);
+    let credentials = BASE64.encode(b"\0alice\0alice-password");
+    for _ in 0..4 {
+        client.send(&format!("<auth xmlns='{SASL}' mechanism='PLAIN'>{credentials}</auth>"));
+        client.expect(&format!("<failure xmlns='{SASL}'><encryption-required/></failure>"));
+    }
+    client.send(&format!("<auth xmlns='{SASL}' mechanism='NOPE'>=</auth>"));
+    let rest = ends_with_stream_error(&mut client, "policy-violation");
+    assert!(
+        rest.contains("<invalid-mechanism/>"),
+        "the fifth failure, then the end: {rest}"
+    );
+}
+
+#[test]
+fn a_large_stanza_is_refused_before_authentication_and_delivered_after() {
+    let server = server(&[]);
+    let big = format!(
+        "<message to='alice@localhost/desk'><body>{}</body></message>",
+        "x".repeat(20_000)
+    );
+    let mut stranger = server.connect();
+    open(&mut stranger);
+    stranger.send(&big);
+    ends_with_stream_error(&mut stranger, "policy-violation");
+
+    let mut alice = login(&server, "desk");
+    alice.send(&big);
+    let echoed = alice.read_until("</message>");
+    assert!(
+        echoed.contains(&"x".repeat(20_000)),
+        "a 20 KB message to herself arrives"
+    );
+}
+
+#[test]
+fn requests_the_server_cannot_meet_get_stanza_errors() {
+    let server = server(&[]);
+    let mut alice = login(&server, "desk");
+    let cases = [
+        (
+            "<iq type='get' id='q1' to='localhost'><query xmlns='urn:example:unknown'/></iq>",
+            "service-unavailable",
+        ),
+        (
+            "<iq type='get' id='q2' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>",
+            "remote-server-not-found",
+        ),
+        (
+            "<message id='q3' to='nobody@localhost' type='chat'><body>hi</body></message>",
+            "service-unavailable",
+        ),
+        (
+            "<iq type='get' id='q4' to='alice@localhost/gone'><ping xmlns='urn:xmpp:ping'/></iq>",
+            "service-unavailable",
+        ),
+    ];
+    for (request, condition) in cases {
+        alice.send(request);
+        let kind = &request[1..request.find(' ').unwrap()];
+        let answer = alice.read_until(&format!("</{kind}>"));
+        let id = &request[request.find("id='").unwrap()..][..8];
+        assert!(
+            answer.contains("type='error'") && answer.contains(id),
+            "{request} → {answer}"
+        );
+        let error = format!("<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+        assert!(answer.contains(&error), "{request} → {answer}");
+    }
+    // Nothing went wrong on the way.
+    assert!(server.crashes().is_empty(), "{:?}", server.crashes());
+}
+
+#[test]
+fn operator_commands_manage_accounts_and_never_log_a_password() {
+    let server = server(&[]);
+    assert_eq!(server.command(&["user", "list"]).trim(), "alice@localhost");
+    let again = ej()
+        .args(["command", "--admin"])
+        .arg(&server.admin)
+        .args(["user", "add", "alice", "other-password"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    server.command(&["user", "add", "bob", "bob-secret-1"]);
+    server.command(&["user", "password", "bob", "bob-secret-2"]);
+    assert_eq!(server.command(&["user", "list"]).lines().count(), 2);
+    server.command(&["user", "remove", "bob"]);
+    assert_eq!(server.command(&["user", "list"]).trim(), "alice@localhost");
+    let everything = format!(
+        "{:?}{:?}",
+        server.logs_of(""),
+        std::fs::read_to_string(&server.crash_log).unwrap_or_default()
+    );
+    let logs = format!("{everything}{:?}", server.text_log());
+    for password in ["alice-password", "other-password", "bob-secret-1", "bob-secret-2"] {
+        assert!(!logs.contains(password), "{password} in the logs");
+    }
+    let stored = server.store(&["list", "account/"]);
+    assert!(
+        !stored.contains("alice-password"),
+        "only salted keys are stored: {stored}"
+    );
+}
+
+#[test]
+fn in_band_registration_is_off_until_the_operator_opens_it() {
+    let server = server(&[]);
+    let register = "<iq type='set' id='r'><query xmlns='jabber:iq:register'>\
+                    <username>carol</username><password>carol-password</password></query></iq>";
+    let registering = |server: &Server| {
+        let (mut client, features) = encrypted(server);
+        client.send(register);
+        (features, read_iq(&mut client, "r"))
+    };
+    let (features, answer) = registering(&server);
+    assert!(!features.contains("iq-register"), "{features}");
+    assert!(answer.contains("<service-unavailable"), "{answer}");
+    server.command(&["config", "registration", "open"]);
+    let (features, answer) = registering(&server);
+    assert!(
+        features.contains("<register xmlns='http://jabber.org/features/iq-register'/>"),
+        "{features}"
+    );
+    assert!(answer.contains("type='result'"), "{answer}");
+    assert!(server.command(&["user", "list"]).contains("carol@localhost"));
+    let (_, answer) = registering(&server);
+    assert!(answer.contains("<conflict"), "the name is taken now: {answer}");
+}
+
+#[test]
+fn a_hot_swap_in_the_middle_of_a_session_keeps_it() {
+    // The server reads its module from a file of its own, which the swap replaces.
+    let scratch = common::Scratch::new("xmpp-swap");
+    let file = scratch.path("xmpp.wasm");
+    let original = std::fs::read(common::guest("xmpp")).unwrap();
+    std::fs::write(&file, &original).unwrap();
+    let server = Server::start_module(&file, &[]);
+    server.command(&["user", "add", "alice", "alice-password"]);
+    let mut alice = login(&server, "desk");
+    alice.send("<presence/>");
+    alice.send("<message to='alice@localhost/desk' type='chat' id='m1'><body>before</body></message>");
+    alice.read_until("before</body></message>");
+
+    std::fs::write(&file, variant(&original, "swap")).unwrap();
+    let reload = ej().args(["reload", "--admin"]).arg(&server.admin).output().unwrap();
+    let said = String::from_utf8_lossy(&reload.stdout);
+    assert!(said.contains("swapped"), "{said}");
+
+    // The session goes on under the new build: bound, available, its roster.
+    alice.send("<message to='alice@localhost' type='chat' id='m2'><body>after</body></message>");
+    alice.read_until("after</body></message>");
+    alice.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+    let roster = alice.read_until("</iq>");
+    assert!(
+        roster.contains("type='result'") && roster.contains("id='r1'"),
+        "{roster}"
+    );
+    assert!(server.crashes().is_empty(), "{:?}", server.crashes());
+}
