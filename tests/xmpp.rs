@@ -119,6 +119,90 @@ fn plain_in_the_clear_is_refused_and_repeated_failures_close_the_stream() {
     );
 }
 
+/// The client side of SCRAM-SHA-256-PLUS bound with `tls-exporter`
+/// (RFC 5802, RFC 9266), written out here so the test can also lie about
+/// the binding: `binding` is the channel-binding data the client sends.
+fn scram_plus(client: &mut Client, password: &str, binding: &[u8]) -> String {
+    use hmac::{Hmac, Mac as _};
+    use sha2::{Digest as _, Sha256};
+    let hmac = |key: &[u8], data: &[u8]| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    };
+    let gs2 = "p=tls-exporter,,";
+    let first_bare = "n=alice,r=clientnonce0123456789";
+    client.send(&format!(
+        "<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256-PLUS'>{}</auth>",
+        BASE64.encode(format!("{gs2}{first_bare}"))
+    ));
+    client.read_until(&format!("<challenge xmlns='{SASL}'>"));
+    let server_first = String::from_utf8(
+        BASE64
+            .decode(client.read_until("</challenge>").trim_end_matches("</challenge>"))
+            .unwrap(),
+    )
+    .unwrap();
+    let field = |name: &str| {
+        server_first
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(name))
+            .unwrap()
+            .to_owned()
+    };
+    let (nonce, salt, iterations) = (
+        field("r="),
+        BASE64.decode(field("s=")).unwrap(),
+        field("i=").parse().unwrap(),
+    );
+    assert!(nonce.starts_with("clientnonce0123456789"), "{server_first}");
+    let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), &salt, iterations);
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key);
+    let without_proof = format!("c={},r={nonce}", BASE64.encode([gs2.as_bytes(), binding].concat()));
+    let auth_message = format!("{first_bare},{server_first},{without_proof}");
+    let signature = hmac(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+    client.send(&format!(
+        "<response xmlns='{SASL}'>{}</response>",
+        BASE64.encode(format!("{without_proof},p={}", BASE64.encode(proof)))
+    ));
+    let mut answer = client.read_until("</");
+    answer.push_str(&client.read_until(">"));
+    let expected = hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes());
+    if answer.contains("<success") {
+        assert!(
+            answer.contains(&BASE64.encode(format!("v={}", BASE64.encode(expected)))),
+            "the server proves it knows the key too: {answer}"
+        );
+    }
+    answer
+}
+
+#[test]
+fn scram_plus_binds_the_login_to_this_tls_channel() {
+    let server = server(&[]);
+    let (mut client, features) = encrypted(&server);
+    assert!(
+        features.contains("<channel-binding type='tls-exporter'/>"),
+        "{features}"
+    );
+    let mut exporter = [0; 32];
+    client
+        .tls()
+        .unwrap()
+        .export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", None)
+        .unwrap();
+    // Another channel's binding (a man in the middle's) fails.
+    let answer = scram_plus(&mut client, "alice-password", &[0; 32]);
+    assert!(
+        answer.contains("<failure") && answer.contains("not-authorized"),
+        "{answer}"
+    );
+    let answer = scram_plus(&mut client, "alice-password", &exporter);
+    assert!(answer.contains("<success"), "{answer}");
+}
+
 #[test]
 fn a_large_stanza_is_refused_before_authentication_and_delivered_after() {
     let server = server(&[]);
