@@ -3,7 +3,9 @@
 //! 127.0.0.1: STARTTLS with the server's self-signed certificate for
 //! `localhost` (the only CA the client trusts), SASL, resource binding,
 //! chat, rosters and subscriptions, offline messages, what the server
-//! answers itself, and resource conflicts.
+//! answers itself, and resource conflicts; and the everyday extensions:
+//! blocking, carbons, private storage, vCards, last activity, entity time,
+//! client state indication, priorities, and removing a contact.
 //!
 //! Each test runs one scenario script from `tests/xmpp/slixmpp/` (see their
 //! docstrings) with the interpreter of the virtual environment that
@@ -19,7 +21,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// How long a scenario may take, in the script (`--timeout`) and, with
 /// some slack for starting Python, here.
@@ -181,6 +183,40 @@ impl Outcome {
         all.filter(|value| value["client"] == client).collect()
     }
 
+    /// The bodies of the messages `client` received, in order.
+    fn bodies(&self, client: &str) -> Vec<&str> {
+        let messages = self.of(client, "message").into_iter();
+        messages
+            .map(|message| message["body"].as_str().unwrap_or_default())
+            .collect()
+    }
+
+    /// The roster the server last returned to `client` (JID → item).
+    fn last_roster(&self, client: &str) -> &Value {
+        let rosters = self.of(client, "roster");
+        let roster = rosters
+            .last()
+            .unwrap_or_else(|| panic!("no roster for {client}\n{}", self.report()));
+        &roster["items"]
+    }
+
+    /// Whether `client` received a presence from `from` of type `kind`.
+    fn saw_presence(&self, client: &str, from: &str, kind: &str) -> bool {
+        let presences = self.of(client, "presence");
+        presences
+            .iter()
+            .any(|presence| presence["from"] == from && presence["type"] == kind)
+    }
+
+    /// Where the first event named `event` that `client` reported with
+    /// `field` = `value` is among all events.
+    fn position(&self, client: &str, event: &str, field: &str, value: &str) -> usize {
+        self.events
+            .iter()
+            .position(|each| each["client"] == client && each["event"] == event && each[field] == value)
+            .unwrap_or_else(|| panic!("no {event} with {field} {value} for {client}\n{}", self.report()))
+    }
+
     /// The one event named `event` that `client` reported.
     fn one(&self, client: &str, event: &str) -> &Value {
         match self.of(client, event)[..] {
@@ -193,6 +229,36 @@ impl Outcome {
 /// `--NAME JID PASSWORD` for a scenario.
 fn account<'a>(option: &'a str, jid: &'a str, password: &'a str) -> [&'a str; 3] {
     [option, jid, password]
+}
+
+/// The options for several clients at once: `(option, full JID, password)`.
+fn accounts<'a>(clients: &[(&'a str, &'a str, &'a str)]) -> Vec<&'a str> {
+    clients
+        .iter()
+        .flat_map(|(option, jid, password)| account(option, jid, password))
+        .collect()
+}
+
+/// The options of a scenario with alice (at `laptop`) and bob (at `phone`).
+fn alice_and_bob() -> Vec<&'static str> {
+    accounts(&[
+        ("--alice", "alice@localhost/laptop", ALICE.1),
+        ("--bob", "bob@localhost/phone", BOB.1),
+    ])
+}
+
+/// Runs `script` with alice and bob (see `alice_and_bob`) against a
+/// server with both accounts; fails unless it completes.
+fn alice_and_bob_run(script: &str) -> Outcome {
+    let server = server_with(&[ALICE, BOB]);
+    scenario(&server, script, &alice_and_bob()).succeeded()
+}
+
+/// Runs `script` with `--user` alice (at `laptop`) against a server with
+/// her account; fails unless it completes.
+fn alice_runs(script: &str) -> Outcome {
+    let server = server_with(&[ALICE]);
+    scenario(&server, script, &account("--user", "alice@localhost/laptop", ALICE.1)).succeeded()
 }
 
 /// Logs alice in with `mechanism` (or slixmpp's choice); her session.
@@ -259,10 +325,7 @@ fn an_unknown_user_fails_authentication() {
 
 #[test]
 fn alice_and_bob_chat_by_bare_and_full_jid() {
-    let server = server_with(&[ALICE, BOB]);
-    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
-    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
-    let outcome = scenario(&server, "chat", &args).succeeded();
+    let outcome = alice_and_bob_run("chat");
     let received = |client: &str| -> Vec<(String, String, String)> {
         let mut messages: Vec<_> = outcome
             .of(client, "message")
@@ -301,26 +364,13 @@ fn alice_and_bob_chat_by_bare_and_full_jid() {
 
 #[test]
 fn a_mutual_subscription_shows_in_both_rosters_and_brings_presence() {
-    let server = server_with(&[ALICE, BOB]);
-    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
-    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
-    let outcome = scenario(&server, "roster", &args).succeeded();
-    let last_roster = |client: &str| {
-        outcome
-            .of(client, "roster")
-            .last()
-            .map(|roster| roster["items"].clone())
-    };
-    let alice = last_roster("alice").unwrap_or_else(|| panic!("no roster for alice\n{}", outcome.report()));
-    let bob = last_roster("bob").unwrap_or_else(|| panic!("no roster for bob\n{}", outcome.report()));
+    let outcome = alice_and_bob_run("roster");
+    let (alice, bob) = (outcome.last_roster("alice"), outcome.last_roster("bob"));
     assert_eq!(alice["bob@localhost"]["subscription"], "both", "{}", outcome.report());
     assert_eq!(alice["bob@localhost"]["name"], "Bob", "{}", outcome.report());
     assert_eq!(bob["alice@localhost"]["subscription"], "both", "{}", outcome.report());
-    let available = outcome.of("alice", "presence");
     assert!(
-        available
-            .iter()
-            .any(|presence| presence["from"] == "bob@localhost/phone" && presence["type"] == "available"),
+        outcome.saw_presence("alice", "bob@localhost/phone", "available"),
         "alice did not see bob available\n{}",
         outcome.report()
     );
@@ -328,10 +378,7 @@ fn a_mutual_subscription_shows_in_both_rosters_and_brings_presence() {
 
 #[test]
 fn a_message_to_an_offline_user_waits_for_her_login() {
-    let server = server_with(&[ALICE, BOB]);
-    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
-    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
-    let outcome = scenario(&server, "offline", &args).succeeded();
+    let outcome = alice_and_bob_run("offline");
     let message = outcome.one("alice", "message");
     assert_eq!(message["from"], "bob@localhost/phone", "{}", outcome.report());
     assert_eq!(message["body"], "sent while you were away", "{}", outcome.report());
@@ -340,9 +387,7 @@ fn a_message_to_an_offline_user_waits_for_her_login() {
 
 #[test]
 fn the_server_answers_ping_disco_info_and_version() {
-    let server = server_with(&[ALICE]);
-    let args = account("--user", "alice@localhost/laptop", ALICE.1);
-    let outcome = scenario(&server, "server_info", &args).succeeded();
+    let outcome = alice_runs("server_info");
     assert_eq!(outcome.all("pong")[0]["type"], "result", "{}", outcome.report());
     let info = outcome.all("disco_info")[0];
     let identities = info["identities"].as_array().expect("identities");
@@ -373,9 +418,7 @@ fn the_server_answers_ping_disco_info_and_version() {
 
 #[test]
 fn a_second_session_on_the_same_resource_replaces_the_first() {
-    let server = server_with(&[ALICE]);
-    let args = account("--user", "alice@localhost/laptop", ALICE.1);
-    let outcome = scenario(&server, "conflict", &args).succeeded();
+    let outcome = alice_runs("conflict");
     for session in ["first", "second"] {
         let jid = &outcome.one(session, "session_start")["jid"];
         assert_eq!(jid, "alice@localhost/laptop", "{}", outcome.report());
@@ -388,4 +431,189 @@ fn a_second_session_on_the_same_resource_replaces_the_first() {
     );
     let message = outcome.one("second", "message");
     assert_eq!(message["from"], "alice@localhost/laptop", "{}", outcome.report());
+}
+
+#[test]
+fn a_blocked_contact_neither_sends_nor_receives_until_unblocked() {
+    let outcome = alice_and_bob_run("blocking");
+    let lists: Vec<&Value> = outcome
+        .of("alice", "blocklist")
+        .iter()
+        .map(|list| &list["jids"])
+        .collect();
+    assert_eq!(lists, [&json!(["bob@localhost"]), &json!([])], "{}", outcome.report());
+    // bob is told nothing of the block: alice is as if not there.
+    let error = outcome.one("bob", "message_error");
+    assert_eq!(error["type"], "cancel", "{}", outcome.report());
+    assert_eq!(error["condition"], "service-unavailable", "{}", outcome.report());
+    assert_eq!(error["blocked"], false, "{}", outcome.report());
+    // alice is told why her message did not go.
+    let error = outcome.one("alice", "message_error");
+    assert_eq!(error["condition"], "not-acceptable", "{}", outcome.report());
+    assert_eq!(error["blocked"], true, "{}", outcome.report());
+    assert_eq!(
+        outcome.bodies("alice"),
+        ["bob, after the unblock"],
+        "{}",
+        outcome.report()
+    );
+    assert_eq!(
+        outcome.bodies("bob"),
+        ["alice, after the unblock"],
+        "{}",
+        outcome.report()
+    );
+}
+
+#[test]
+fn carbons_copy_what_another_session_receives_and_sends() {
+    let server = server_with(&[ALICE, BOB]);
+    let args = accounts(&[
+        ("--desk", "alice@localhost/desk", ALICE.1),
+        ("--phone", "alice@localhost/phone", ALICE.1),
+        ("--bob", "bob@localhost/phone", BOB.1),
+    ]);
+    let outcome = scenario(&server, "carbons", &args).succeeded();
+    let carbon = |direction: &str, from: &str, to: &str, body: &str| {
+        json!({
+            "event": "carbon", "client": "phone", "direction": direction,
+            "from": "alice@localhost", "to": "alice@localhost/phone",
+            "message": {"from": from, "to": to, "type": "chat", "body": body},
+        })
+    };
+    let received = carbon(
+        "received",
+        "bob@localhost/phone",
+        "alice@localhost/desk",
+        "to alice at her desk",
+    );
+    let sent = carbon("sent", "alice@localhost/desk", "bob@localhost", "from alice's desk");
+    assert_eq!(
+        outcome.of("phone", "carbon"),
+        [&received, &sent],
+        "{}",
+        outcome.report()
+    );
+    assert!(outcome.of("desk", "carbon").is_empty(), "{}", outcome.report());
+    assert!(outcome.of("phone", "message").is_empty(), "{}", outcome.report());
+    assert_eq!(outcome.bodies("desk"), ["to alice at her desk"], "{}", outcome.report());
+    assert_eq!(outcome.bodies("bob"), ["from alice's desk"], "{}", outcome.report());
+}
+
+#[test]
+fn private_xml_outlives_the_session_that_stored_it() {
+    let outcome = alice_runs("private_storage");
+    let stored = outcome.one("first", "stored");
+    let retrieved = outcome.one("second", "retrieved");
+    for field in ["topic", "note"] {
+        assert_eq!(retrieved[field], stored[field], "{field}\n{}", outcome.report());
+    }
+}
+
+#[test]
+fn bob_reads_the_vcard_alice_published() {
+    let outcome = alice_and_bob_run("vcard");
+    let vcard = outcome.one("bob", "vcard");
+    assert_eq!(vcard["from"], "alice@localhost", "{}", outcome.report());
+    assert_eq!(vcard["fn"], "Alice Liddell", "{}", outcome.report());
+    assert_eq!(vcard["nicknames"], json!(["alice"]), "{}", outcome.report());
+}
+
+#[test]
+fn last_activity_of_a_contact_is_zero_while_online_then_counts() {
+    let outcome = alice_and_bob_run("last_activity");
+    let answers = outcome.of("alice", "last_activity");
+    let [online, offline] = answers[..] else {
+        panic!("expected two answers\n{}", outcome.report());
+    };
+    for answer in [online, offline] {
+        assert_eq!(answer["from"], "bob@localhost", "{}", outcome.report());
+    }
+    assert_eq!(
+        (&online["bob_online"], &online["seconds"]),
+        (&json!(true), &json!(0)),
+        "{}",
+        outcome.report()
+    );
+    assert_eq!(offline["bob_online"], false, "{}", outcome.report());
+    assert!(offline["seconds"].as_u64().is_some(), "{}", outcome.report());
+}
+
+#[test]
+fn the_server_tells_the_time_in_utc() {
+    let outcome = alice_runs("entity_time");
+    let time = &outcome.all("time")[0];
+    let skew = time["skew"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("unparsable utc\n{}", outcome.report()));
+    assert!(skew.abs() < 60.0, "{}", outcome.report());
+    assert!(
+        time["utc"].as_str().is_some_and(|utc| utc.ends_with('Z')),
+        "{}",
+        outcome.report()
+    );
+}
+
+#[test]
+fn an_inactive_client_gets_only_the_latest_presence_once_active() {
+    let outcome = alice_and_bob_run("csi");
+    let inactive = outcome.position("alice", "csi", "state", "inactive");
+    let active = outcome.position("alice", "csi", "state", "active");
+    let pong = outcome.position("alice", "pong", "type", "result");
+    let presences = |range: std::ops::Range<usize>| -> Vec<&Value> {
+        outcome.events[range]
+            .iter()
+            .filter(|each| each["client"] == "alice" && each["event"] == "presence")
+            .collect()
+    };
+    assert!(presences(inactive..active).is_empty(), "{}", outcome.report());
+    let after = presences(active..pong);
+    let [latest] = after[..] else {
+        panic!(
+            "expected one presence of bob's on becoming active\n{}",
+            outcome.report()
+        );
+    };
+    assert_eq!(latest["from"], "bob@localhost/phone", "{}", outcome.report());
+    assert_eq!(latest["type"], "dnd", "{}", outcome.report());
+}
+
+#[test]
+fn a_message_to_the_bare_jid_goes_to_the_highest_priority() {
+    let server = server_with(&[ALICE, BOB]);
+    let args = accounts(&[
+        ("--high", "alice@localhost/high", ALICE.1),
+        ("--low", "alice@localhost/low", ALICE.1),
+        ("--bob", "bob@localhost/phone", BOB.1),
+    ]);
+    let outcome = scenario(&server, "priorities", &args).succeeded();
+    assert_eq!(
+        outcome.bodies("high"),
+        ["to alice, both sessions online"],
+        "{}",
+        outcome.report()
+    );
+    assert_eq!(outcome.bodies("low"), ["to alice, high gone"], "{}", outcome.report());
+}
+
+#[test]
+fn removing_a_contact_cancels_both_subscriptions() {
+    let outcome = alice_and_bob_run("roster_removal");
+    let (alice, bob) = (outcome.last_roster("alice"), outcome.last_roster("bob"));
+    assert!(alice.get("bob@localhost").is_none(), "{}", outcome.report());
+    // RFC 6121 §2.5.2: the contact's item stays, with neither direction.
+    let subscription = &bob["alice@localhost"]["subscription"];
+    assert!(subscription.is_null() || subscription == "none", "{}", outcome.report());
+    for kind in ["unsubscribe", "unsubscribed"] {
+        assert!(
+            outcome.saw_presence("bob", "alice@localhost", kind),
+            "bob did not get {kind}\n{}",
+            outcome.report()
+        );
+    }
+    assert!(
+        outcome.saw_presence("bob", "alice@localhost/laptop", "unavailable"),
+        "bob did not see alice unavailable\n{}",
+        outcome.report()
+    );
 }

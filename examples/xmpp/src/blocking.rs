@@ -38,7 +38,7 @@ pub fn blocks(user: &str, jid: &str) -> bool {
 /// Refuses a stanza from our client to a JID it blocked.
 pub fn refuse_outgoing(cx: &mut Context, el: &Element) {
     if !matches!(el.attr("type"), Some("error" | "result")) {
-        let mut answer = Element::parse(&stanza::error_reply(el, Condition::NotAcceptable)).expect("our own XML");
+        let mut answer = stanza::error_element(el, Condition::NotAcceptable);
         if let Some(crate::xml::Node::Element(error)) = answer.children.last_mut() {
             error
                 .children

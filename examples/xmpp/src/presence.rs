@@ -148,13 +148,20 @@ fn broadcast(session: &Session, cx: &mut Context, presence: &str) -> Result<(), 
     routing::to_all(cx, &session.bare(), presence, session.resource.as_deref())
 }
 
-/// The available sessions of local user `bare`, with their presence.
+/// The available sessions of local user `bare`, with their presence. A
+/// record whose session is not bound (left by a server that was killed) is
+/// not one.
 fn current(bare: &str) -> Result<Vec<Resource>, String> {
     let Some(user) = local_user(bare) else {
         return Ok(Vec::new());
     };
-    Ok(store::scan(&keys::resources(&user), 64)
+    let prefix = keys::resources(&user);
+    Ok(store::scan(&prefix, 64)
         .into_iter()
+        .filter(|(key, _)| {
+            key.strip_prefix(&prefix)
+                .is_some_and(|resource| routing::is_bound(bare, resource))
+        })
         .filter_map(|(_, value)| serde_json::from_slice(&value).ok())
         .collect())
 }

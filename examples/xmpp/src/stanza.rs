@@ -115,6 +115,11 @@ impl Condition {
 /// The error answering `el` (which must not itself be an error): its kind
 /// and id, `to` and `from` swapped.
 pub fn error_reply(el: &Element, condition: Condition) -> String {
+    error_element(el, condition).to_xml()
+}
+
+/// The same, as an element to add to (its last child is `<error/>`).
+pub fn error_element(el: &Element, condition: Condition) -> Element {
     Element::new(&el.name, CLIENT)
         .with("type", "error")
         .with_opt("id", el.attr("id"))
@@ -125,7 +130,6 @@ pub fn error_reply(el: &Element, condition: Condition) -> String {
                 .with("type", condition.kind())
                 .child(Element::new(condition.name(), STANZAS)),
         )
-        .to_xml()
 }
 
 /// Answers `el` with an error unless it is an error or a result itself

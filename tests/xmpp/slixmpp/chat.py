@@ -12,28 +12,10 @@ import asyncio
 import harness
 
 
-def inbox(xmpp, name):
-    """A queue of the messages `xmpp` receives, each reported."""
-    queue = asyncio.Queue()
-
-    def on_message(message):
-        harness.emit("message", client=name, **{
-            key: str(message[key]) for key in ("from", "to", "type", "body")
-        })
-        queue.put_nowait(message)
-
-    xmpp.add_event_handler("message", on_message)
-    return queue
-
-
-async def receive(queue, count):
-    return [await queue.get() for _ in range(count)]
-
-
 async def scenario(args):
     alice = harness.client(args, *args.alice)
     bob = harness.client(args, *args.bob)
-    alice_inbox, bob_inbox = inbox(alice, "alice"), inbox(bob, "bob")
+    alice_inbox, bob_inbox = harness.inbox(alice, "alice"), harness.inbox(bob, "bob")
     await harness.login(args, alice, "alice")
     await harness.login(args, bob, "bob")
 
@@ -41,7 +23,7 @@ async def scenario(args):
     alice.send_message(mto=bob.boundjid.bare, mbody="to bob's bare JID", mtype="chat")
     bob.send_message(mto=alice.boundjid.full, mbody="to alice's full JID", mtype="chat")
     alice.send_message(mto=bob.boundjid.full, mbody="to bob's full JID", mtype="chat")
-    await asyncio.gather(receive(alice_inbox, 2), receive(bob_inbox, 2))
+    await asyncio.gather(harness.receive(alice_inbox, 2), harness.receive(bob_inbox, 2))
 
     await asyncio.gather(harness.logout(alice), harness.logout(bob))
 

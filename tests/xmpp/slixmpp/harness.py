@@ -5,7 +5,9 @@ trust, the accounts), a slixmpp client that connects to exactly that address
 (no DNS SRV lookup), insists on STARTTLS and verifies the server's
 certificate for its domain, one JSON object per line on stdout for the test
 to assert on, and a hard timeout. slixmpp's debug log (every byte of XML
-sent and received) goes to stderr.
+sent and received) goes to stderr. And what several scenarios do: watch
+the messages and presences a client receives, read the server's rosters,
+make two users mutual contacts.
 """
 
 import argparse
@@ -59,11 +61,12 @@ def client(args, jid, password, mechanism=None, plugins=()):
     return xmpp
 
 
-async def login(args, xmpp, name, presence=True):
+async def login(args, xmpp, name, presence=True, priority=None):
     """Connects `xmpp`, waits for its session, checks that it is encrypted,
     and reports it as `session_start` for `name`. With `presence`, then
-    sends initial presence and fetches the roster (a round trip, so the
-    server has seen the presence when this returns). Raises AuthFailed if
+    sends initial presence (with `priority`, if given) and fetches the
+    roster (a round trip, so the server has seen the presence when this
+    returns). Raises AuthFailed if
     authentication fails (after reporting `failed_auth`), ScenarioFailed if
     the connection ends first."""
     loop = asyncio.get_running_loop()
@@ -102,13 +105,111 @@ async def login(args, xmpp, name, presence=True):
     emit("session_start", client=name, jid=str(xmpp.boundjid),
          mechanism=mechanism.get("name"), tls=xmpp.socket.version())
     if presence:
-        xmpp.send_presence()
+        xmpp.send_presence(ppriority=priority)
         await xmpp.get_roster()
 
 
 async def logout(xmpp):
     """Closes the stream and waits for the connection to end."""
     await xmpp.disconnect()
+
+
+def inbox(xmpp, name):
+    """A queue of the messages with a body `xmpp` receives, each reported
+    as `message` (`client`: `name`; the stanza's `from`, `to`, `type` and
+    `body`)."""
+    queue = asyncio.Queue()
+
+    def on_message(message):
+        emit("message", client=name, **{
+            key: str(message[key]) for key in ("from", "to", "type", "body")
+        })
+        queue.put_nowait(message)
+
+    xmpp.add_event_handler("message", on_message)
+    return queue
+
+
+async def receive(queue, count):
+    """The next `count` items of `queue`."""
+    return [await queue.get() for _ in range(count)]
+
+
+# The presence types (as slixmpp names them: `show` for available ones)
+# that say a session is available.
+AVAILABLE = ("available", "chat", "away", "xa", "dnd")
+
+
+def watch_presence(xmpp, name, other):
+    """A queue of the presences `xmpp` receives from `other` (a bare JID),
+    each reported as `presence` (`client`: `name`; `from`, `type`, and
+    `status`)."""
+    queue = asyncio.Queue()
+
+    def on_presence(presence):
+        if presence["from"].bare != other:
+            return
+        emit("presence", client=name, status=presence["status"],
+             **{"from": str(presence["from"]), "type": presence["type"]})
+        queue.put_nowait(presence)
+
+    xmpp.add_event_handler("presence", on_presence)
+    return queue
+
+
+async def presence_of(queue, types):
+    """The next presence in `queue` (from `watch_presence`) whose type is
+    one of `types`; those before it are dropped."""
+    while True:
+        presence = await queue.get()
+        if presence["type"] in types:
+            return presence
+
+
+async def roster_of(xmpp):
+    """The roster the server holds for `xmpp`: JID → item."""
+    iq = await xmpp.get_roster()
+    return {
+        str(jid): {"subscription": item["subscription"], "ask": item["ask"], "name": item["name"]}
+        for jid, item in iq["roster"]["items"].items()
+    }
+
+
+async def watch_rosters(clients, done):
+    """Polls the server's rosters of `clients` (name → client), reporting
+    each one whenever it changed as `roster` (`client`, `items`: JID →
+    {subscription, ask, name}), until `done(rosters)` (name → items)."""
+    reported = {}
+    while True:
+        rosters = {name: await roster_of(xmpp) for name, xmpp in clients.items()}
+        for name, items in rosters.items():
+            if reported.get(name) != items:
+                emit("roster", client=name, items=items)
+        reported = rosters
+        if done(rosters):
+            return rosters
+        await asyncio.sleep(0.2)
+
+
+async def befriend(asker, asker_name, other, other_name, name):
+    """Makes the (logged-in) users of `asker` and `other` mutual contacts:
+    `asker` adds `other` to its roster as `name` and subscribes; `other`'s
+    slixmpp approves and subscribes back (auto_authorize and
+    auto_subscribe, set explicitly), and `asker`'s approves that. Returns
+    once both rosters (reported as `watch_rosters` does) show subscription
+    'both'."""
+    for xmpp in (asker, other):
+        xmpp.auto_authorize = True
+        xmpp.auto_subscribe = True
+    asker_jid, other_jid = asker.boundjid.bare, other.boundjid.bare
+    await asker.update_roster(other_jid, name=name)
+    asker.send_presence(pto=other_jid, ptype="subscribe")
+
+    def mutual(rosters):
+        return (rosters[asker_name].get(other_jid, {}).get("subscription") == "both"
+                and rosters[other_name].get(asker_jid, {}).get("subscription") == "both")
+
+    await watch_rosters({asker_name: asker, other_name: other}, mutual)
 
 
 def run(scenario, args):
