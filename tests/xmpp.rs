@@ -296,6 +296,23 @@ fn operator_commands_manage_accounts_and_never_log_a_password() {
 }
 
 #[test]
+fn removing_an_account_ends_its_sessions() {
+    let server = server(&[]);
+    let mut alice = login(&server, "desk");
+    assert!(
+        server
+            .command(&["user", "remove", "alice"])
+            .contains("removed alice@localhost")
+    );
+    let rest = ends_with_stream_error(&mut alice, "not-authorized");
+    assert!(rest.contains("the account was removed"), "{rest}");
+    let (mut again, _) = encrypted(&server);
+    let credentials = BASE64.encode(b"\0alice\0alice-password");
+    again.send(&format!("<auth xmlns='{SASL}' mechanism='PLAIN'>{credentials}</auth>"));
+    again.expect(&format!("<failure xmlns='{SASL}'><not-authorized/></failure>"));
+}
+
+#[test]
 fn in_band_registration_is_off_until_the_operator_opens_it() {
     let server = server(&[]);
     let register = "<iq type='set' id='r'><query xmlns='jabber:iq:register'>\

@@ -137,7 +137,8 @@ pub trait Handler: Default + serde::Serialize + serde::de::DeserializeOwned {
     /// An operator's command (`ej command WORDS…`), outside any connection
     /// (`self` is the default state, and what it becomes is dropped). What
     /// [`Context::send`] sends is the operator's answer, one line each;
-    /// store writes commit; other actions are ignored.
+    /// [`Context::route`] delivers (with an empty `from`); store writes
+    /// commit; other actions are ignored.
     ///
     /// The default answers that the handler takes no commands.
     fn operator(&mut self, cx: &mut Context, command: &str) -> Result<(), String> {

@@ -8,13 +8,15 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{Context as _, Result};
 
-use crate::bindings::{Action, Connection, Event, ModuleInfo, Outcome};
+use crate::bindings::ej::handler::types::Route;
+use crate::bindings::{Action, Connection, Envelope, Event, ModuleInfo, Outcome};
 use crate::crash::CrashLog;
 use crate::db::CommitError;
 use crate::fault::{Fault, FaultKind};
 use crate::imports::Env;
 use crate::limits::ConnectionLimits;
 use crate::module::{self, Module};
+use crate::registry::Delivery;
 use crate::sandbox::Sandbox;
 use crate::tls::Tls;
 
@@ -159,7 +161,7 @@ impl Service {
     }
 
     /// Runs an operator's command through the handler (the `operator`
-    /// event); returns the text it sends back.
+    /// event); delivers what it routes, and returns the text it sends back.
     pub async fn operator(&self, command: String) -> Result<Vec<String>, Fault> {
         let mut module = self.module();
         let mut record = Connection {
@@ -173,14 +175,30 @@ impl Service {
         let outcome = self
             .run_event(&mut record, &mut module, &[], &event, |_| Ok(()))
             .await?;
-        Ok(outcome
-            .actions
-            .into_iter()
-            .filter_map(|action| match action {
-                Action::Send(text) => Some(text),
-                _ => None,
-            })
-            .collect())
+        let mut answer = Vec::new();
+        for action in outcome.actions {
+            match action {
+                Action::Send(text) => answer.push(text),
+                Action::Route(Route { to, payload }) => self.deliver(to, payload),
+                _ => {}
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Delivers a payload from no connection: nobody hears if it is not.
+    fn deliver(&self, to: String, payload: String) {
+        let Some(holder) = self.env.registry.holder(&to) else {
+            return;
+        };
+        // No sender to bounce to: a closed channel drops the bounce.
+        let (sender, _) = tokio::sync::mpsc::channel(1);
+        let envelope = Envelope {
+            from: String::new(),
+            to,
+            payload,
+        };
+        let _ = holder.mailbox.try_send(Delivery::Routed { envelope, sender });
     }
 
     /// Reloads, logging the outcome; a rejected module keeps the old one serving.

@@ -135,6 +135,11 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
                 return Err(format!("no user {user}@{domain}"));
             }
             remove(&user);
+            // Its sessions end now.
+            let bare = format!("{user}@{domain}");
+            for resource in crate::routing::resources(&bare) {
+                cx.route(keys::address(&bare, &resource), crate::routing::REMOVED);
+            }
             format!("removed {user}@{domain}")
         }
         ["config", "registration", state @ ("open" | "closed")] => {

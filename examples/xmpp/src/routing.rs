@@ -12,6 +12,8 @@ use crate::{Session, keys, message, stream};
 
 /// Asks the session holding a resource to close: a newer one binds it.
 pub const CONFLICT: &str = "<conflict xmlns='urn:ej:xmpp'/>";
+/// Tells a session its account was removed (by the operator).
+pub const REMOVED: &str = "<removed xmlns='urn:ej:xmpp'/>";
 /// Presence updates held for an inactive client (XEP-0352).
 const MAX_HELD: usize = 100;
 /// Sessions one account may have at once, as far as lookups go.
@@ -55,6 +57,10 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
         stream::error(cx, "conflict", "replaced by a newer session with the same resource");
         return Ok(());
     }
+    if payload == REMOVED {
+        stream::error(cx, "not-authorized", "the account was removed");
+        return Ok(());
+    }
     let el = ej_guest::xml::Element::parse(payload)?;
     let deliver = match el.name() {
         // Roster pushes go to clients that asked for the roster.
@@ -93,7 +99,7 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
 /// meantime): a message is handled as if sent to the bare JID, a request
 /// is answered for the missing session.
 pub fn bounced(session: &mut Session, cx: &mut Context, payload: &str) -> Result<(), String> {
-    if payload == CONFLICT {
+    if payload == CONFLICT || payload == REMOVED {
         return Ok(());
     }
     let el = Element::parse(payload)?;
