@@ -14,6 +14,8 @@ pub const PRIVATE: &str = "jabber:iq:private";
 pub const VCARD: &str = "vcard-temp";
 /// Largest value one account may keep under one key, in bytes.
 const MAX_BYTES: usize = 64 * 1024;
+/// Namespaces one account may keep private XML under.
+const MAX_NAMESPACES: u32 = 100;
 
 /// `<query xmlns='jabber:iq:private'>` from the account itself.
 pub fn private(session: &Session, cx: &mut Context, el: &Element, query: &Element) -> Result<(), String> {
@@ -37,7 +39,9 @@ pub fn private(session: &Session, cx: &mut Context, el: &Element, query: &Elemen
         }
         Some("set") => {
             let xml = data.to_xml();
-            if xml.len() > MAX_BYTES {
+            let full = store::get(&key).is_none()
+                && store::scan(&keys::private(user, ""), MAX_NAMESPACES).len() >= MAX_NAMESPACES as usize;
+            if xml.len() > MAX_BYTES || full {
                 stanza::refuse(cx, el, Condition::ResourceConstraint);
                 return Ok(());
             }
