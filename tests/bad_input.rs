@@ -164,3 +164,14 @@ fn control_characters_and_bad_namespace_declarations_are_not_well_formed() {
         assert_stream_error(&server, client, "not-well-formed");
     }
 }
+
+#[test]
+fn a_peer_that_never_sends_its_stream_header_is_closed() {
+    let server = Server::start("echo", &["--header-timeout", "300ms"]);
+    let silent = server.connect();
+    let mut prompt = server.open();
+    assert_stream_error(&server, silent, "connection-timeout");
+    // One that opened its stream in time is not affected.
+    prompt.send("<ping/>");
+    prompt.expect("<ping xmlns='jabber:client'/>");
+}

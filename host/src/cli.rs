@@ -226,6 +226,11 @@ pub struct LimitArgs {
     /// process exits anyway.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// How long a peer may take to send its stream header, after connecting
+    /// and after each restart of its stream; then it gets a
+    /// `<connection-timeout/>` stream error.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
 }
 
 /// The certificates presented on TLS listeners and after `start-tls`.
@@ -363,6 +368,7 @@ impl LimitArgs {
             max_timers: self.max_timers,
             max_chain: self.max_chain,
             shutdown_timeout: self.shutdown_timeout,
+            header_timeout: self.header_timeout,
         }
     }
 }

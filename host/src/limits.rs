@@ -37,6 +37,9 @@ pub struct ConnectionLimits {
     pub max_chain: usize,
     /// How long shutdown waits for the connections to close.
     pub shutdown_timeout: Duration,
+    /// How long a peer may take to send its stream header, after connecting
+    /// and after each restart of its stream.
+    pub header_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -52,6 +55,7 @@ impl Default for ConnectionLimits {
             max_timers: 64,
             max_chain: 64,
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -89,6 +89,7 @@ pub async fn run(
         state: Vec::new(),
         framer: Framer::new(limits.max_stanza_bytes),
         max_stanza: limits.max_stanza_bytes,
+        header_deadline: Some(tokio::time::Instant::now() + limits.header_timeout),
         outbox,
         rate,
         opened: false,
@@ -126,6 +127,8 @@ struct Session {
     framer: Framer,
     /// The largest stanza accepted now (`max-stanza`, within the limit).
     max_stanza: usize,
+    /// When the peer must have sent its stream header, while one is awaited.
+    header_deadline: Option<tokio::time::Instant>,
     outbox: Arc<Outbox>,
     rate: Rate,
     /// Whether anything was written to the peer: a host stream error opens
@@ -224,6 +227,11 @@ impl Session {
                     Delivery::Routed { envelope, .. } => Event::Routed(envelope),
                     Delivery::Bounced(envelope) => Event::Undeliverable(envelope),
                 }).await,
+                () = sleep_until(self.header_deadline) => return Ending::with_error(
+                    CloseReason::StreamError,
+                    "connection-timeout",
+                    "no stream header in time",
+                ),
                 () = sleep_until(next_timer) => match self.timers.pop_due(tokio::time::Instant::now()) {
                     Some(tag) => self.dispatch(Event::Timer(tag)).await,
                     None => continue,
@@ -265,7 +273,10 @@ impl Session {
             }
             let event = match self.framer.next_frame() {
                 Ok(None) => return Flow::Continue,
-                Ok(Some(Frame::StreamOpen(header))) => Event::StreamOpen(header),
+                Ok(Some(Frame::StreamOpen(header))) => {
+                    self.header_deadline = None;
+                    Event::StreamOpen(header)
+                }
                 Ok(Some(Frame::Stanza(stanza))) => Event::Stanza(stanza),
                 Ok(Some(Frame::StreamEnd)) => return Flow::End(Ending::quietly(CloseReason::StreamEnd)),
                 Err(error) => return Flow::End(Ending::from_frame_error(error)),
@@ -368,7 +379,10 @@ impl Session {
                     return Flow::End(Ending::quietly(CloseReason::Handler));
                 }
                 Action::Throttle(bytes_per_sec) => self.rate.set(bytes_per_sec),
-                Action::ResetStream => self.framer.reset(),
+                Action::ResetStream => {
+                    self.framer.reset();
+                    self.await_header();
+                }
                 Action::MaxStanza(bytes) => {
                     self.max_stanza = usize::try_from(bytes)
                         .unwrap_or(usize::MAX)
@@ -433,7 +447,13 @@ impl Session {
         self.link.encrypt(established.encrypted);
         self.record.tls = Some(established.info);
         self.framer = Framer::new(self.max_stanza);
+        self.await_header();
         Ok(())
+    }
+
+    /// A new stream header is due within `--header-timeout`.
+    fn await_header(&mut self) {
+        self.header_deadline = Some(tokio::time::Instant::now() + self.service.limits.header_timeout);
     }
 
     fn bind(&mut self, address: String) {
