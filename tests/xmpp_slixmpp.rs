@@ -15,12 +15,12 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::Server;
+use common::scenario::{Outcome, account, server_with, tool};
 use serde_json::{Value, json};
 
 /// How long a scenario may take, in the script (`--timeout`) and, with
@@ -33,35 +33,7 @@ const BOB: (&str, &str) = ("bob", "bob-password");
 
 /// The Python interpreter with slixmpp installed (by `cargo xtask test`).
 fn python() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let python = target.join("tools/xmpp-py/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `cargo xtask test` to install slixmpp (it does so before testing)",
-        python.display()
-    );
-    python
-}
-
-/// The XMPP handler, served with `accounts` (name, password) created.
-fn server_with(accounts: &[(&str, &str)]) -> Server {
-    let server = Server::start("xmpp", &[]);
-    for (name, password) in accounts {
-        server.command(&["user", "add", name, password]);
-    }
-    server
-}
-
-/// What a scenario script printed, and how it ended.
-struct Outcome {
-    script: String,
-    status: Option<ExitStatus>,
-    events: Vec<Value>,
-    stderr: String,
-    server_log: Vec<String>,
+    tool("xmpp-py/bin/python", "slixmpp")
 }
 
 /// Runs `tests/xmpp/slixmpp/SCRIPT.py` against `server` with `args`
@@ -70,7 +42,8 @@ fn scenario(server: &Server, script: &str, args: &[&str]) -> Outcome {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/xmpp/slixmpp")
         .join(format!("{script}.py"));
-    let mut child = Command::new(python())
+    let mut python = Command::new(python());
+    python
         .arg(&path)
         .args(["--host", &server.addr.ip().to_string()])
         .args(["--port", &server.addr.port().to_string()])
@@ -79,156 +52,10 @@ fn scenario(server: &Server, script: &str, args: &[&str]) -> Outcome {
         .args(["--timeout", &SCENARIO_SECONDS.to_string()])
         .args(args)
         // No `__pycache__` in the source tree.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the scenario script");
-    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = read_all(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = read_all(Box::new(child.stderr.take().expect("piped stderr")));
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     // The script keeps its own time; this is in case Python itself hangs.
-    let deadline = Instant::now() + Duration::from_secs(SCENARIO_SECONDS + 20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the script") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = stdout.join().expect("reading the script's stdout");
-    let events = stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_owned())))
-        .collect();
-    Outcome {
-        script: script.to_owned(),
-        status,
-        events,
-        stderr: stderr.join().expect("reading the script's stderr"),
-        server_log: server_log(server),
-    }
-}
-
-/// What the server logged of its connections so far: how each ended,
-/// and the handler's faults (with the crash reports' details).
-fn server_log(server: &Server) -> Vec<String> {
-    let mut lines = server.text_log();
-    for message in [
-        "connection opened",
-        "TLS started",
-        "TLS failed",
-        "connection closed",
-        "handler fault",
-    ] {
-        lines.extend(server.logs_of(message).iter().map(Value::to_string));
-    }
-    lines.extend(server.crashes().iter().map(Value::to_string));
-    lines
-}
-
-impl Outcome {
-    /// Everything there is to know when an assertion fails: the events,
-    /// the XML slixmpp exchanged, its warnings and errors, the server's log.
-    fn report(&self) -> String {
-        let events: Vec<String> = self.events.iter().map(Value::to_string).collect();
-        let xml: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|line| {
-                ["SEND:", "RECV:", " ERROR ", " WARNING ", "Traceback", "Error"]
-                    .iter()
-                    .any(|mark| line.contains(mark))
-            })
-            .collect();
-        format!(
-            "{} exited with {:?}\n--- events:\n{}\n--- slixmpp's XML and errors:\n{}\n--- server log:\n{}",
-            self.script,
-            self.status,
-            events.join("\n"),
-            xml.join("\n"),
-            self.server_log.join("\n"),
-        )
-    }
-
-    /// Fails the test unless the script completed its scenario.
-    fn succeeded(self) -> Self {
-        assert!(
-            self.status.is_some_and(|status| status.success()),
-            "the scenario did not complete\n{}",
-            self.report()
-        );
-        self
-    }
-
-    /// The events named `event`.
-    fn all(&self, event: &str) -> Vec<&Value> {
-        self.events.iter().filter(|value| value["event"] == event).collect()
-    }
-
-    /// The events named `event` that `client` reported.
-    fn of(&self, client: &str, event: &str) -> Vec<&Value> {
-        let all = self.all(event).into_iter();
-        all.filter(|value| value["client"] == client).collect()
-    }
-
-    /// The bodies of the messages `client` received, in order.
-    fn bodies(&self, client: &str) -> Vec<&str> {
-        let messages = self.of(client, "message").into_iter();
-        messages
-            .map(|message| message["body"].as_str().unwrap_or_default())
-            .collect()
-    }
-
-    /// The roster the server last returned to `client` (JID → item).
-    fn last_roster(&self, client: &str) -> &Value {
-        let rosters = self.of(client, "roster");
-        let roster = rosters
-            .last()
-            .unwrap_or_else(|| panic!("no roster for {client}\n{}", self.report()));
-        &roster["items"]
-    }
-
-    /// Whether `client` received a presence from `from` of type `kind`.
-    fn saw_presence(&self, client: &str, from: &str, kind: &str) -> bool {
-        let presences = self.of(client, "presence");
-        presences
-            .iter()
-            .any(|presence| presence["from"] == from && presence["type"] == kind)
-    }
-
-    /// Where the first event named `event` that `client` reported with
-    /// `field` = `value` is among all events.
-    fn position(&self, client: &str, event: &str, field: &str, value: &str) -> usize {
-        self.events
-            .iter()
-            .position(|each| each["client"] == client && each["event"] == event && each[field] == value)
-            .unwrap_or_else(|| panic!("no {event} with {field} {value} for {client}\n{}", self.report()))
-    }
-
-    /// The one event named `event` that `client` reported.
-    fn one(&self, client: &str, event: &str) -> &Value {
-        match self.of(client, event)[..] {
-            [value] => value,
-            _ => panic!("expected one {event} for {client}\n{}", self.report()),
-        }
-    }
-}
-
-/// `--NAME JID PASSWORD` for a scenario.
-fn account<'a>(option: &'a str, jid: &'a str, password: &'a str) -> [&'a str; 3] {
-    [option, jid, password]
+    let limit = Duration::from_secs(SCENARIO_SECONDS + 20);
+    common::scenario::run(server, "slixmpp", script, &mut python, limit)
 }
 
 /// The options for several clients at once: `(option, full JID, password)`.
@@ -326,40 +153,7 @@ fn an_unknown_user_fails_authentication() {
 #[test]
 fn alice_and_bob_chat_by_bare_and_full_jid() {
     let outcome = alice_and_bob_run("chat");
-    let received = |client: &str| -> Vec<(String, String, String)> {
-        let mut messages: Vec<_> = outcome
-            .of(client, "message")
-            .iter()
-            .map(|message| {
-                assert_eq!(message["type"], "chat", "{}", outcome.report());
-                let field = |name: &str| message[name].as_str().unwrap_or_default().to_owned();
-                (field("from"), field("to"), field("body"))
-            })
-            .collect();
-        messages.sort();
-        messages
-    };
-    let owned = |from: &str, to: &str, body: &str| (from.to_owned(), to.to_owned(), body.to_owned());
-    // Whatever JID it was sent to, a message arrives addressed to the full
-    // JID of the session that receives it, from the sender's full JID.
-    assert_eq!(
-        received("alice"),
-        [
-            owned("bob@localhost/phone", "alice@localhost", "to alice's bare JID"),
-            owned("bob@localhost/phone", "alice@localhost/laptop", "to alice's full JID"),
-        ],
-        "{}",
-        outcome.report()
-    );
-    assert_eq!(
-        received("bob"),
-        [
-            owned("alice@localhost/laptop", "bob@localhost", "to bob's bare JID"),
-            owned("alice@localhost/laptop", "bob@localhost/phone", "to bob's full JID"),
-        ],
-        "{}",
-        outcome.report()
-    );
+    outcome.check_alice_and_bob_chatted();
 }
 
 #[test]

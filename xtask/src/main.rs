@@ -52,7 +52,9 @@ const FOREIGN_GUESTS: &[Foreign] = &[
 ];
 
 /// Pinned tool versions. Those of componentize-js and its dependencies are
-/// pinned by `examples/echo-js/package-lock.json`.
+/// pinned by `examples/echo-js/package-lock.json`, those of @xmpp/client
+/// (the XMPP handler's tests drive it too) by
+/// `tests/xmpp/xmpp-js/package-lock.json`.
 const WASM_TOOLS: &str = "1.263.0";
 const WIT_BINDGEN: &str = "0.61.1";
 const COMPONENTIZE_PY: &str = "0.25.1";
@@ -125,8 +127,12 @@ fn test(root: &Path) -> Result<()> {
     guests(root)?;
     // The TLS tests talk to ej with `openssl s_client` too.
     ensure_packages(&["/usr/bin/openssl"], &["openssl"])?;
-    // The XMPP handler's tests log in with slixmpp.
-    slixmpp_venv(&target_dir(root).join("tools"))?;
+    // The XMPP handler's tests also drive profanity, a terminal client, in tmux.
+    ensure_packages(&["/usr/bin/profanity", "/usr/bin/tmux"], &["profanity", "tmux"])?;
+    // The XMPP handler's tests log in with slixmpp and @xmpp/client.
+    let tools = target_dir(root).join("tools");
+    slixmpp_venv(&tools)?;
+    xmpp_js(&tools, &root.join("tests/xmpp/xmpp-js"))?;
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;
     status(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     status(cargo().args([
@@ -437,11 +443,29 @@ fn slixmpp_venv(tools: &Path) -> Result<PathBuf> {
 /// them, installed under `tools/js` with `src/build.mjs`; returns that
 /// directory, where `node build.mjs` runs.
 fn componentize_js(tools: &Path, src: &Path) -> Result<PathBuf> {
+    let dir = tools.join("js");
+    npm_ci(src, &dir)?;
+    std::fs::copy(src.join("build.mjs"), dir.join("build.mjs"))?;
+    Ok(dir)
+}
+
+/// @xmpp/client and its dependencies, as `src/package-lock.json` pins them
+/// (`src` is `tests/xmpp/xmpp-js`, whose scenario scripts import them from
+/// there), installed under `tools/xmpp-js`; returns that directory.
+fn xmpp_js(tools: &Path, src: &Path) -> Result<PathBuf> {
+    let dir = tools.join("xmpp-js");
+    npm_ci(src, &dir)?;
+    Ok(dir)
+}
+
+/// Installs the packages `src/package-lock.json` pins into `dir/node_modules`
+/// with `npm ci` (installing node and npm first if need be), unless `dir`
+/// already holds that very lockfile and an installed tree.
+fn npm_ci(src: &Path, dir: &Path) -> Result<()> {
     if !succeeds(Command::new("npm").arg("--version")) {
         apt_install(&["nodejs", "npm"])?;
     }
-    let dir = tools.join("js");
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(dir)?;
     let lock = std::fs::read(src.join("package-lock.json"))?;
     let installed = dir.join("node_modules/.package-lock.json").is_file()
         && std::fs::read(dir.join("package-lock.json")).is_ok_and(|old| old == lock);
@@ -450,12 +474,11 @@ fn componentize_js(tools: &Path, src: &Path) -> Result<PathBuf> {
         std::fs::write(dir.join("package-lock.json"), &lock)?;
         status(
             Command::new("npm")
-                .current_dir(&dir)
+                .current_dir(dir)
                 .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
         )?;
     }
-    std::fs::copy(src.join("build.mjs"), dir.join("build.mjs"))?;
-    Ok(dir)
+    Ok(())
 }
 
 /// Installs `packages` with apt-get unless every one of `files` exists.

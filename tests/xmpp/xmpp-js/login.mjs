@@ -1,0 +1,22 @@
+/**
+ * One client logs in: STARTTLS, SASL (the mechanism @xmpp/client prefers
+ * among those offered), resource binding.
+ *
+ * Reports `session_start` (with the bound JID, the SASL mechanism and the
+ * TLS version) or `failed_auth` (with the SASL condition), then logs out
+ * (`disconnected`). Both are outcomes: the exit status is 0 either way.
+ */
+
+import * as harness from "./harness.mjs";
+
+harness.run(["user"], async (args) => {
+  const user = harness.client(args, "user", args.user);
+  try {
+    await harness.login(user, false);
+  } catch (error) {
+    if (error instanceof harness.AuthFailed) return;
+    throw error;
+  }
+  await harness.logout(user);
+  harness.emit("disconnected", { client: "user" });
+});
