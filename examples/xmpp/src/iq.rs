@@ -120,6 +120,15 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
             server(session, cx, el)
         }
         ("query", DISCO_INFO, Some("get")) if el.attr("to").is_none() => server(session, cx, el),
+        // XEP-0199 §4: the server answers a ping to an account's bare JID.
+        ("ping", PING, Some("get")) => {
+            if own || el.attr("to").and_then(local_user).is_some() {
+                cx.send(result(el, None));
+            } else {
+                stanza::refuse(cx, el, Condition::ServiceUnavailable);
+            }
+            Ok(())
+        }
         ("query", DISCO_INFO, Some("get")) => {
             let bare = el.attr("to").unwrap_or_default();
             if local_user(bare).is_none() {

@@ -133,7 +133,7 @@ pub fn gone(session: &mut Session, cx: &mut Context) -> Result<(), String> {
 }
 
 /// Sends `presence` to the contacts allowed to see it and to the
-/// account's other sessions.
+/// account's sessions.
 fn broadcast(session: &Session, cx: &mut Context, presence: &str) -> Result<(), String> {
     let user = session.user.as_deref().unwrap_or_default();
     let roster = Roster::load(user)?;
@@ -145,7 +145,9 @@ fn broadcast(session: &Session, cx: &mut Context, presence: &str) -> Result<(), 
             routing::to_all(cx, contact, presence, None)?;
         }
     }
-    routing::to_all(cx, &session.bare(), presence, session.resource.as_deref())
+    // RFC 6121 §4.2.2, §4.4.2: the account's sessions too, the one that
+    // sent it included.
+    routing::to_all(cx, &session.bare(), presence, None)
 }
 
 /// The available sessions of local user `bare`, with their presence. A
