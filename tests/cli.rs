@@ -71,9 +71,24 @@ fn component_importing(name: &str) -> Vec<u8> {
 /// The broken modules, each with what its refusal must mention.
 fn broken_modules(scratch: &Scratch) -> Vec<(std::path::PathBuf, &'static str)> {
     let imports_http = component_importing("wasi:http/types@0.2.0");
-    let cases: [(&str, &[u8], &str); 4] = [
+    // A core module with one import, `wasi_snapshot_preview1.fd_write`.
+    let preview1 = [
+        &b"\0asm\x01\0\0\0"[..],
+        &[0x02, 35, 1, 22],
+        b"wasi_snapshot_preview1",
+        &[8],
+        b"fd_write",
+        &[0x00, 0x00],
+    ]
+    .concat();
+    let cases: [(&str, &[u8], &str); 5] = [
         ("text.wasm", b"this is not wasm\n", "not a WebAssembly component"),
         ("core.wasm", b"\0asm\x01\0\0\0", "core wasm module"),
+        (
+            "core-preview1.wasm",
+            &preview1,
+            "--adapt wasi_snapshot_preview1.reactor.wasm",
+        ),
         ("empty-component.wasm", b"\0asm\x0d\0\x01\0", "handle"),
         (
             "imports-http.wasm",
@@ -341,4 +356,17 @@ fn check_says_when_it_compiles_and_fills_the_cache_serve_uses() {
     let server = Server::start_module(&module, &["--cache-dir", cache_flag]);
     let loaded = server.wait_for_log("compile cache", |_| true);
     assert_eq!(loaded["hit"], true, "{loaded:#}");
+}
+
+#[test]
+fn wit_prints_the_world_a_handler_is_built_against() {
+    let wit = include_str!("../wit/handler.wit");
+    let out = run(&["wit".as_ref()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), wit, "the very WIT of this checkout");
+    let scratch = Scratch::new("wit-out");
+    let dir = scratch.path("wit");
+    let out = run(&["wit".as_ref(), "--out".as_ref(), dir.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(dir.join("handler.wit")).unwrap(), wit);
 }

@@ -9,6 +9,9 @@ wasmtime::component::bindgen!({
 
 pub use self::ej::handler::types::{Action, CloseReason, Envelope, ModuleInfo, TlsInfo};
 
+/// The WIT this host serves, for `ej wit`: what a handler is built against.
+pub const WIT: &str = include_str!("../../wit/handler.wit");
+
 impl Event {
     /// The event's name in crash reports and logs.
     pub fn kind(&self) -> &'static str {

@@ -74,6 +74,13 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         words: Vec<String>,
     },
+    /// Print the WIT this ej serves (the `ej:handler` package a handler is
+    /// built against), or write it to DIR/handler.wit.
+    Wit {
+        /// Write `handler.wit` into this directory instead of printing it.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Make TLS certificates.
     #[command(subcommand)]
     Cert(CertCommand),

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Store { data_dir, admin, op } => store(&data_dir, &admin, &op),
         Command::Compile { module, output } => compile(&module, &output),
         Command::Cert(command) => cert(command),
+        Command::Wit { out } => wit(out.as_deref()),
         Command::Command { admin, stdin, words } => operator_command(&admin, stdin, words),
     };
     match result {
@@ -238,6 +239,20 @@ fn check(path: &std::path::Path, cache_dir: &std::path::Path) -> Result<()> {
     );
     for line in module.describe(sandbox.engine()) {
         println!("  {line}");
+    }
+    Ok(())
+}
+
+/// `ej wit`.
+fn wit(out: Option<&std::path::Path>) -> Result<()> {
+    match out {
+        None => print!("{}", ej::bindings::WIT),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("handler.wit");
+            std::fs::write(&path, ej::bindings::WIT).with_context(|| format!("writing {}", path.display()))?;
+            println!("{}", path.display());
+        }
     }
     Ok(())
 }

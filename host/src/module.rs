@@ -124,12 +124,23 @@ pub fn precompile(engine: &Engine, bytes: &[u8]) -> Result<Vec<u8>> {
 fn ensure_component(bytes: &[u8]) -> Result<()> {
     match bytes.get(..8) {
         Some([0, b'a', b's', b'm', 0x0d, 0, 0x01, 0]) => Ok(()),
+        // A module built for WASI preview 1 (what wasi-sdk's clang and
+        // wasm32-wasip1 make) needs the preview 1 adapter to become one.
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) if contains(bytes, b"wasi_snapshot_preview1") => bail!(
+            "a core wasm module importing wasi_snapshot_preview1, not a component: build for wasm32-wasip2, \
+             or wrap it with `wasm-tools component new MODULE.wasm --adapt wasi_snapshot_preview1.reactor.wasm \
+             -o handler.wasm` (the adapter is published with each wasmtime release)"
+        ),
         Some([0, b'a', b's', b'm', _, _, 0, 0]) => bail!(
             "a core wasm module, not a component: build for wasm32-wasip2 or wrap it with `wasm-tools component new`"
         ),
         _ if Engine::detect_precompiled(bytes).is_some() => bail!("already compiled ahead of time"),
         _ => bail!("not a WebAssembly component (no wasm header)"),
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 /// Lower-case hex SHA-256 of a module file: the module's identity.
