@@ -70,7 +70,8 @@ pub struct Session {
     /// XEP-0352: the client said it is inactive; presence updates wait in
     /// `held` (the latest per sender, at most `MAX_HELD`) until it is active.
     inactive: bool,
-    held: Vec<String>,
+    /// `(sender, presence)`.
+    held: Vec<(String, String)>,
 }
 
 impl Handler for Session {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::roster::{Item, Roster, Subscription};
 use crate::stanza::{self, Condition};
 use crate::xml::{CLIENT, Element};
-use crate::{Session, accounts::Account, blocking, keys, message, routing};
+use crate::{Session, blocking, keys, message, routing};
 
 /// A session's current availability, for others to read.
 #[derive(Serialize, Deserialize)]
@@ -91,8 +91,8 @@ fn available(session: &mut Session, cx: &mut Context, text: &str, el: &Element) 
         let bare = session.bare();
         seen.push(&bare);
         for contact in seen {
-            for presence in current(contact)? {
-                if !presence.contains(&format!("from='{full}'")) {
+            for (from, presence) in current(contact)? {
+                if from != full {
                     cx.send(stanza::stamped_to(&presence.presence, &full)?);
                 }
             }
@@ -150,28 +150,22 @@ fn broadcast(session: &Session, cx: &mut Context, presence: &str) -> Result<(), 
     routing::to_all(cx, &session.bare(), presence, None)
 }
 
-/// The available sessions of local user `bare`, with their presence. A
-/// record whose session is not bound (left by a server that was killed) is
-/// not one.
-fn current(bare: &str) -> Result<Vec<Resource>, String> {
+/// The available sessions of local user `bare`: each one's full JID and
+/// presence. A record whose session is not bound (left by a server that
+/// was killed) is not one.
+fn current(bare: &str) -> Result<Vec<(String, Resource)>, String> {
     let Some(user) = local_user(bare) else {
         return Ok(Vec::new());
     };
     let prefix = keys::resources(&user);
     Ok(store::scan(&prefix, 64)
         .into_iter()
-        .filter(|(key, _)| {
-            key.strip_prefix(&prefix)
-                .is_some_and(|resource| routing::is_bound(bare, resource))
+        .filter_map(|(key, value)| {
+            let resource = key.strip_prefix(&prefix)?;
+            let record = serde_json::from_slice(&value).ok()?;
+            routing::is_bound(bare, resource).then(|| (format!("{bare}/{resource}"), record))
         })
-        .filter_map(|(_, value)| serde_json::from_slice(&value).ok())
         .collect())
-}
-
-impl Resource {
-    fn contains(&self, text: &str) -> bool {
-        self.presence.contains(text)
-    }
 }
 
 /// XEP-0012: seconds since `to` (a local account whose presence the
@@ -207,7 +201,7 @@ pub fn local_user(bare: &str) -> Option<String> {
         return None;
     }
     let user = jid.node()?.as_str().to_owned();
-    Account::load(&user).ok().flatten().map(|_| user)
+    store::get(&keys::account(&user)).map(|_| user)
 }
 
 /// A subscription presence from `from` to `to`, as delivered.
@@ -263,7 +257,7 @@ fn subscribed_by(cx: &mut Context, contact: &str, user: &str, bare: &str) -> Res
         mine.change(cx, user, bare, contact, Some(item))?;
     }
     routing::to_all(cx, bare, &notice("subscribed", contact, bare), None)?;
-    for presence in current(contact)? {
+    for (_, presence) in current(contact)? {
         routing::to_all(cx, bare, &presence.presence, None)?;
     }
     Ok(())
@@ -304,8 +298,7 @@ fn unsubscribe(session: &mut Session, cx: &mut Context, contact: &str) -> Result
     if let Some(other) = local_user(contact) {
         lose_subscriber(cx, &other, contact, &bare)?;
         routing::to_all(cx, contact, &notice("unsubscribe", &bare, contact), None)?;
-        for presence in current(contact)? {
-            let from = jid_of(&presence.presence);
+        for (from, _) in current(contact)? {
             routing::to_all(cx, &bare, &unavailable_from(&from), None)?;
         }
     }
@@ -325,8 +318,7 @@ fn unsubscribed(session: &mut Session, cx: &mut Context, contact: &str) -> Resul
             theirs.change(cx, &other, contact, &bare, Some(item))?;
         }
         routing::to_all(cx, contact, &notice("unsubscribed", &bare, contact), None)?;
-        for presence in current(&bare)? {
-            let from = jid_of(&presence.presence);
+        for (from, _) in current(&bare)? {
             routing::to_all(cx, contact, &unavailable_from(&from), None)?;
         }
     }
@@ -376,8 +368,8 @@ pub fn cancel_on_remove(
     }
     if was.from() {
         routing::to_all(cx, contact, &notice("unsubscribed", &bare, contact), None)?;
-        for presence in current(&bare)? {
-            routing::to_all(cx, contact, &unavailable_from(&jid_of(&presence.presence)), None)?;
+        for (from, _) in current(&bare)? {
+            routing::to_all(cx, contact, &unavailable_from(&from), None)?;
         }
     }
     Ok(())
@@ -388,12 +380,4 @@ fn unavailable_from(from: &str) -> String {
         .with("type", "unavailable")
         .with("from", from)
         .to_xml()
-}
-
-/// The `from` of a stored presence.
-fn jid_of(presence: &str) -> String {
-    ej_guest::xml::Element::parse(presence)
-        .ok()
-        .and_then(|el| el.attr("from").map(str::to_owned))
-        .unwrap_or_default()
 }

@@ -63,8 +63,12 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
     }
     let el = ej_guest::xml::Element::parse(payload)?;
     let deliver = match el.name() {
-        // Roster pushes go to clients that asked for the roster.
-        "iq" if payload.contains("jabber:iq:roster") && el.attr("from").is_none() => session.roster,
+        // Roster pushes (from the account itself, so no `from`) go to
+        // clients that asked for the roster.
+        "iq" if el.attr("from").is_none() && el.attr("type") == Some("set") => {
+            let push = Element::parse(payload)?;
+            push.get("query", crate::roster::NS).is_none() || session.roster
+        }
         "presence" => match el.attr("type") {
             Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => session.roster || session.available,
             _ => session.available,
@@ -83,12 +87,12 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
             Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
         )
     {
-        let from = format!("from='{}'", el.attr("from").unwrap_or_default());
-        session.held.retain(|held| !held.contains(&from));
+        let from = el.attr("from").unwrap_or_default();
+        session.held.retain(|(sender, _)| sender != from);
         if session.held.len() >= MAX_HELD {
             session.held.remove(0);
         }
-        session.held.push(payload.to_owned());
+        session.held.push((from.to_owned(), payload.to_owned()));
         return Ok(());
     }
     cx.send(payload);

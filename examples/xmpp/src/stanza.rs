@@ -31,8 +31,8 @@ pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: Elem
         }
         ("active", CSI) => {
             session.inactive = false;
-            for held in std::mem::take(&mut session.held) {
-                cx.send(held);
+            for (_, presence) in std::mem::take(&mut session.held) {
+                cx.send(presence);
             }
             Ok(())
         }
