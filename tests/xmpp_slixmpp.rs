@@ -5,7 +5,9 @@
 //! chat, rosters and subscriptions, offline messages, what the server
 //! answers itself, and resource conflicts; and the everyday extensions:
 //! blocking, carbons, private storage, vCards, last activity, entity time,
-//! client state indication, priorities, and removing a contact.
+//! client state indication, priorities, and removing a contact; group
+//! chat (XEP-0045): rooms, their moderation, invitations and self-ping; and
+//! message archives (XEP-0313) paged through for an account and a room.
 //!
 //! Each test runs one scenario script from `tests/xmpp/slixmpp/` (see their
 //! docstrings) with the interpreter of the virtual environment that
@@ -408,6 +410,490 @@ fn removing_a_contact_cancels_both_subscriptions() {
     assert!(
         outcome.saw_presence("bob", "alice@localhost/laptop", "unavailable"),
         "bob did not see alice unavailable\n{}",
+        outcome.report()
+    );
+}
+
+// Group chat (XEP-0045)
+
+const CAROL: (&str, &str) = ("carol", "carol-password");
+
+/// The group chat service.
+const MUC_SERVICE: &str = "conference.localhost";
+
+/// The JID of `room` at the service.
+fn room(room: &str) -> String {
+    format!("{room}@{MUC_SERVICE}")
+}
+
+/// The occupant JID of `nick` in `room`.
+fn occupant(room: &str, nick: &str) -> String {
+    format!("{room}@{MUC_SERVICE}/{nick}")
+}
+
+/// Runs `script` with alice (at `laptop`), bob (at `phone`) and carol (at
+/// `tablet`) against a server with the three accounts; fails unless it
+/// completes.
+fn alice_bob_and_carol_run(script: &str) -> Outcome {
+    let server = server_with(&[ALICE, BOB, CAROL]);
+    let args = accounts(&[
+        ("--alice", "alice@localhost/laptop", ALICE.1),
+        ("--bob", "bob@localhost/phone", BOB.1),
+        ("--carol", "carol@localhost/tablet", CAROL.1),
+    ]);
+    scenario(&server, script, &args).succeeded()
+}
+
+/// What `client` reported as `event` before the scenario reported `done`
+/// (then its clients log out, and the rooms tell of each leaving in the
+/// order the server happens to take their ends).
+fn reported<'a>(outcome: &'a Outcome, client: &str, event: &str) -> Vec<&'a Value> {
+    let done = outcome.events.iter().position(|value| value["event"] == "done");
+    let done = done.unwrap_or_else(|| panic!("the scenario did not report done\n{}", outcome.report()));
+    let events = outcome.events[..done].iter();
+    events
+        .filter(|value| value["client"] == client && value["event"] == event)
+        .collect()
+}
+
+/// The one event named `event` that `client` reported before `done`.
+fn only<'a>(outcome: &'a Outcome, client: &str, event: &str) -> &'a Value {
+    match reported(outcome, client, event)[..] {
+        [value] => value,
+        _ => panic!("expected one {event} for {client}\n{}", outcome.report()),
+    }
+}
+
+/// The events named `event` that `client` reported from `from`.
+fn from<'a>(outcome: &'a Outcome, client: &str, event: &str, from: &str) -> Vec<&'a Value> {
+    let all = reported(outcome, client, event).into_iter();
+    all.filter(|value| value["from"] == from).collect()
+}
+
+/// The presences of `kind` ('available' or 'unavailable') that `client`
+/// got from occupant `nick` of `room`.
+fn room_presences<'a>(outcome: &'a Outcome, client: &str, room: &str, nick: &str, kind: &str) -> Vec<&'a Value> {
+    let all = from(outcome, client, "presence", &occupant(room, nick)).into_iter();
+    all.filter(|presence| presence["type"] == kind).collect()
+}
+
+/// The one presence of `kind` that `client` got from `nick` in `room`.
+fn room_presence<'a>(outcome: &'a Outcome, client: &str, room: &str, nick: &str, kind: &str) -> &'a Value {
+    match room_presences(outcome, client, room, nick, kind)[..] {
+        [presence] => presence,
+        _ => panic!(
+            "expected one {kind} presence of {nick} in {room} for {client}\n{}",
+            outcome.report()
+        ),
+    }
+}
+
+/// Whether a reported presence (or `joined`) has status `code`.
+fn has_code(presence: &Value, code: u16) -> bool {
+    presence["codes"]
+        .as_array()
+        .is_some_and(|codes| codes.contains(&json!(code)))
+}
+
+/// Whether `features` (a JSON array) has `feature`.
+fn has(features: &Value, feature: &str) -> bool {
+    features
+        .as_array()
+        .is_some_and(|features| features.iter().any(|offered| offered == feature))
+}
+
+/// The one `join_refused` that `client` reported for `room`.
+fn refusal<'a>(outcome: &'a Outcome, client: &str, room: &str) -> &'a Value {
+    let all = reported(outcome, client, "join_refused").into_iter();
+    match all
+        .filter(|refused| refused["room"] == self::room(room))
+        .collect::<Vec<_>>()[..]
+    {
+        [refused] => refused,
+        _ => panic!("expected one refusal of {client} in {room}\n{}", outcome.report()),
+    }
+}
+
+/// The first `joined` that `client` reported for `room`.
+fn entered<'a>(outcome: &'a Outcome, client: &str, room: &str) -> &'a Value {
+    let all = reported(outcome, client, "joined").into_iter();
+    let mut entries = all.filter(|joined| joined["room"] == self::room(room));
+    entries
+        .next()
+        .unwrap_or_else(|| panic!("{client} did not enter {room}\n{}", outcome.report()))
+}
+
+#[test]
+fn muc_a_room_is_created_configured_discussed_and_remembered() {
+    let outcome = alice_bob_and_carol_run("muc_life_cycle");
+    let report = || outcome.report();
+    let joined = |client: &str| reported(&outcome, client, "joined");
+    // §10.1.1: entering a room that does not exist creates it, for alice.
+    let created = joined("alice")[0];
+    assert!(has_code(created, 110) && has_code(created, 201), "{}", report());
+    assert_eq!(created["affiliation"], "owner", "{}", report());
+    assert_eq!(created["role"], "moderator", "{}", report());
+    // §10.2: she configures it with the form.
+    let form = &only(&outcome, "alice", "config_form")["fields"];
+    for field in ["muc#roomconfig_persistentroom", "muc#roomconfig_roomname"] {
+        assert!(form.get(field).is_some(), "no {field} in the form\n{}", report());
+    }
+    assert_eq!(reported(&outcome, "alice", "configured").len(), 1, "{}", report());
+    // §10.2: and only she.
+    assert_eq!(
+        only(&outcome, "bob", "config_refused")["condition"],
+        "forbidden",
+        "{}",
+        report()
+    );
+    // §7.2.3: each newcomer gets those present, and they get it.
+    assert_eq!(joined("bob")[0]["occupants"], json!(["alice"]), "{}", report());
+    assert_eq!(joined("carol")[0]["occupants"], json!(["alice", "bob"]), "{}", report());
+    for (client, nick) in [("alice", "bob"), ("alice", "carol"), ("bob", "carol")] {
+        let arrived = room_presences(&outcome, client, "lounge", nick, "available");
+        assert!(!arrived.is_empty(), "{client} did not see {nick} enter\n{}", report());
+    }
+    // §7.4, §8.1: a message and the subject reach everyone, from the sender.
+    for client in ["alice", "bob", "carol"] {
+        let messages = from(&outcome, client, "groupchat", &occupant("lounge", "bob"));
+        let live = |message: &&Value| message["body"] == "hello from bob" && message["delay_from"].is_null();
+        assert!(
+            messages.iter().any(live),
+            "{client} did not get bob's message\n{}",
+            report()
+        );
+        let subjects = from(&outcome, client, "subject", &occupant("lounge", "alice"));
+        assert!(
+            subjects.iter().any(|subject| subject["subject"] == "Tea at five"),
+            "{client} did not get the subject\n{}",
+            report()
+        );
+        let changed = |subject: &&Value| subject["subject"] == "Coffee at six";
+        assert!(
+            !reported(&outcome, client, "subject").iter().any(changed),
+            "{}",
+            report()
+        );
+    }
+    // §8.1: a participant may not change it (by default).
+    let errors = from(&outcome, "bob", "message_error", &room("lounge"));
+    assert_eq!(errors.len(), 1, "{}", report());
+    assert_eq!(errors[0]["condition"], "forbidden", "{}", report());
+    // §7.14: carol leaves; she (110) and the others see it.
+    let gone = room_presences(&outcome, "carol", "lounge", "carol", "unavailable")[0];
+    assert_eq!(gone["codes"], json!([110]), "{}", report());
+    assert_eq!(gone["role"], "none", "{}", report());
+    for client in ["alice", "bob"] {
+        let gone = room_presence(&outcome, client, "lounge", "carol", "unavailable");
+        assert_eq!(gone["role"], "none", "{}", report());
+        assert_eq!(gone["status"], "good night", "{}", report());
+    }
+    // §7.2.14, §7.2.15: the late joiner gets the history, then the subject.
+    let late = joined("carol")[1];
+    assert_eq!(late["occupants"], json!(["alice", "bob"]), "{}", report());
+    assert_eq!(
+        late["history"],
+        json!([
+            {"from": occupant("lounge", "bob"), "body": "hello from bob", "delay_from": room("lounge")},
+            {"from": occupant("lounge", "alice"), "body": "carol has gone", "delay_from": room("lounge")},
+        ]),
+        "{}",
+        report()
+    );
+    assert_eq!(late["subject"], "Tea at five", "{}", report());
+    assert_eq!(late["subject_from"], occupant("lounge", "alice"), "{}", report());
+    // §6.3, §6.4: the service lists the room; the room says what it is.
+    let lounge = json!([{"jid": room("lounge"), "name": "The Lounge"}]);
+    assert_eq!(only(&outcome, "bob", "rooms")["items"], lounge, "{}", report());
+    let info = only(&outcome, "bob", "room_info");
+    assert_eq!(info["type"], "result", "{}", report());
+    let identity = json!([["conference", "text", "The Lounge"]]);
+    assert_eq!(info["identities"], identity, "{}", report());
+    let features = [
+        "http://jabber.org/protocol/muc",
+        "muc_persistent",
+        "muc_public",
+        "muc_open",
+    ];
+    for feature in features {
+        assert!(has(&info["features"], feature), "no {feature}\n{}", report());
+    }
+    assert!(!has(&info["features"], "muc_temporary"), "{}", report());
+    assert_eq!(info["roominfo"]["muc#roominfo_occupants"], "3", "{}", report());
+    assert_eq!(info["roominfo"]["muc#roominfo_subject"], "Tea at five", "{}", report());
+}
+
+#[test]
+fn muc_a_destroyed_room_tells_its_occupants_why_and_where_to_go() {
+    let outcome = alice_and_bob_run("muc_destroy");
+    let report = || outcome.report();
+    // §10.9: each occupant is told it is out (110), where to go, and why.
+    for client in ["alice", "bob"] {
+        let out = room_presence(&outcome, client, "attic", client, "unavailable");
+        assert_eq!(out["codes"], json!([110]), "{}", report());
+        assert_eq!(out["role"], "none", "{}", report());
+        let destroy = json!({"jid": room("lounge"), "reason": "the roof leaks"});
+        assert_eq!(out["destroy"], destroy, "{}", report());
+    }
+    let gone = only(&outcome, "alice", "room_info");
+    assert_eq!(gone["condition"], "item-not-found", "{}", report());
+    // The name is free again: bob creates a new room with it.
+    let again = &reported(&outcome, "bob", "joined")[1];
+    assert!(has_code(again, 201), "{}", report());
+    assert_eq!(again["affiliation"], "owner", "{}", report());
+}
+
+#[test]
+fn muc_a_taken_nickname_is_refused_and_a_new_one_is_announced() {
+    let outcome = alice_bob_and_carol_run("muc_nicknames");
+    let report = || outcome.report();
+    // §7.2.9: alice's nickname is hers.
+    assert_eq!(
+        refusal(&outcome, "bob", "cafe")["condition"],
+        "conflict",
+        "{}",
+        report()
+    );
+    // §7.6: bob becomes robert: 303 with the new nickname, then robert.
+    assert_eq!(only(&outcome, "bob", "nick_changed")["nick"], "robert", "{}", report());
+    let own = room_presence(&outcome, "bob", "cafe", "bob", "unavailable");
+    assert_eq!(own["codes"], json!([110, 303]), "{}", report());
+    for client in ["alice", "carol"] {
+        let gone = room_presence(&outcome, client, "cafe", "bob", "unavailable");
+        assert_eq!(gone["codes"], json!([303]), "{}", report());
+        assert_eq!(gone["nick"], "robert", "{}", report());
+        // §7.7: then his new availability.
+        let robert = room_presences(&outcome, client, "cafe", "robert", "available");
+        let [back, away] = robert[..] else {
+            panic!("expected robert's arrival and absence for {client}\n{}", report());
+        };
+        assert_eq!(back["role"], "participant", "{}", report());
+        assert_eq!(away["show"], "away", "{}", report());
+        assert_eq!(away["status"], "back soon", "{}", report());
+    }
+    // §7.6.3: carol may not take alice's nickname, and stays carol.
+    let errors = from(&outcome, "carol", "presence_error", &occupant("cafe", "alice"));
+    assert_eq!(errors.len(), 1, "{}", report());
+    assert_eq!(errors[0]["condition"], "conflict", "{}", report());
+    assert!(
+        room_presences(&outcome, "alice", "cafe", "carol", "unavailable").is_empty(),
+        "{}",
+        report()
+    );
+    let said = from(&outcome, "alice", "groupchat", &occupant("cafe", "carol"));
+    assert_eq!(said.len(), 1, "{}", report());
+}
+
+#[test]
+fn muc_a_refused_entry_carries_the_muc_element_clients_wait_for() {
+    // XEP-0045 §7.2.6–§7.2.9 (e.g. example 20): the error presence carries
+    // the `<x xmlns='http://jabber.org/protocol/muc'/>` of the entry; it is
+    // how slixmpp's join_muc_wait (and others) tell an entry's refusal.
+    let outcome = alice_bob_and_carol_run("muc_nicknames");
+    let refused = refusal(&outcome, "bob", "cafe");
+    assert_eq!(refused["condition"], "conflict", "{}", outcome.report());
+    assert_eq!(refused["muc_x"], true, "{}", outcome.report());
+}
+
+#[test]
+fn muc_private_messages_go_between_occupants_by_nickname() {
+    let outcome = alice_bob_and_carol_run("muc_private");
+    let report = || outcome.report();
+    // §7.5: from the sender's occupant JID, marked as through the room.
+    for (client, sender, body) in [("carol", "bob", "psst, carol"), ("bob", "carol", "yes, bob?")] {
+        let received = only(&outcome, client, "private");
+        assert_eq!(received["from"], occupant("lounge", sender), "{}", report());
+        assert_eq!(received["type"], "chat", "{}", report());
+        assert_eq!(received["body"], body, "{}", report());
+        assert_eq!(received["muc_user"], true, "{}", report());
+    }
+    assert!(reported(&outcome, "alice", "private").is_empty(), "{}", report());
+    // A request to an occupant goes to its client, the answer back.
+    let info = only(&outcome, "alice", "occupant_info");
+    assert_eq!(info["from"], occupant("lounge", "bob"), "{}", report());
+    assert_eq!(info["type"], "result", "{}", report());
+    assert!(has(&info["features"], "http://jabber.org/protocol/muc"), "{}", report());
+}
+
+#[test]
+fn muc_moderators_kick_and_ban_and_rooms_keep_strangers_out_or_quiet() {
+    let outcome = alice_bob_and_carol_run("muc_moderation");
+    let report = || outcome.report();
+    // §8.2: kicked: 307 (and 110 for carol), role none, by alice, why.
+    let kicked = room_presence(&outcome, "carol", "lounge", "carol", "unavailable");
+    assert_eq!(kicked["codes"], json!([110, 307]), "{}", report());
+    assert_eq!(kicked["role"], "none", "{}", report());
+    assert_eq!(kicked["reason"], "too loud", "{}", report());
+    for client in ["alice", "bob"] {
+        let kicked = room_presence(&outcome, client, "lounge", "carol", "unavailable");
+        assert_eq!(kicked["codes"], json!([307]), "{}", report());
+        assert_eq!(kicked["actor"], "alice", "{}", report());
+    }
+    // §9.1: banned: 301, outcast, and not let in again.
+    let banned = room_presence(&outcome, "bob", "lounge", "bob", "unavailable");
+    assert_eq!(banned["codes"], json!([110, 301]), "{}", report());
+    assert_eq!(banned["affiliation"], "outcast", "{}", report());
+    let banned = room_presence(&outcome, "alice", "lounge", "bob", "unavailable");
+    assert_eq!(banned["codes"], json!([301]), "{}", report());
+    assert_eq!(
+        refusal(&outcome, "bob", "lounge")["condition"],
+        "forbidden",
+        "{}",
+        report()
+    );
+    // §7.4: nor heard from outside.
+    let errors = from(&outcome, "bob", "message_error", &room("lounge"));
+    assert_eq!(errors.len(), 1, "{}", report());
+    assert_eq!(errors[0]["condition"], "not-acceptable", "{}", report());
+    // §9.2, §9.5: the ban is listed, and lifted.
+    let lists = |room: &str| -> Vec<&Value> {
+        let all = reported(&outcome, "alice", "affiliations").into_iter();
+        all.filter(|list| list["room"] == self::room(room))
+            .map(|list| &list["jids"])
+            .collect()
+    };
+    assert_eq!(lists("lounge"), [&json!(["bob@localhost"]), &json!([])], "{}", report());
+    assert_eq!(reported(&outcome, "bob", "joined").len(), 2, "{}", report());
+    // §7.2.5: members only, until alice makes carol a member.
+    assert_eq!(
+        refusal(&outcome, "carol", "club")["condition"],
+        "registration-required",
+        "{}",
+        report()
+    );
+    assert_eq!(lists("club"), [&json!(["carol@localhost"])], "{}", report());
+    assert_eq!(
+        entered(&outcome, "carol", "club")["affiliation"],
+        "member",
+        "{}",
+        report()
+    );
+    // §7.2.6: a password, and only with it.
+    assert_eq!(
+        refusal(&outcome, "carol", "vault")["condition"],
+        "not-authorized",
+        "{}",
+        report()
+    );
+    entered(&outcome, "carol", "vault");
+    // §7.4, §8.3: a visitor is not heard until given voice.
+    assert_eq!(entered(&outcome, "carol", "stage")["role"], "visitor", "{}", report());
+    let errors = from(&outcome, "carol", "message_error", &room("stage"));
+    assert_eq!(errors.len(), 1, "{}", report());
+    assert_eq!(errors[0]["condition"], "forbidden", "{}", report());
+    let heard: Vec<&Value> = from(&outcome, "alice", "groupchat", &occupant("stage", "carol"));
+    let bodies: Vec<&Value> = heard.iter().map(|message| &message["body"]).collect();
+    assert_eq!(bodies, [&json!("thank you")], "{}", report());
+}
+
+#[test]
+fn muc_mediated_and_direct_invitations_reach_the_invitee() {
+    let outcome = alice_and_bob_run("muc_invitations");
+    let report = || outcome.report();
+    // §7.8.2: from the room, naming alice, with her reason.
+    let invite = only(&outcome, "bob", "invite");
+    assert_eq!(invite["from"], room("lounge"), "{}", report());
+    let inviter = invite["inviter"].as_str().unwrap_or_default();
+    assert!(inviter.starts_with("alice@localhost"), "{}", report());
+    assert_eq!(invite["reason"], "tea is ready", "{}", report());
+    let recognised = only(&outcome, "bob", "groupchat_invite");
+    assert_eq!(recognised["room"], room("lounge"), "{}", report());
+    // §7.8.2: bob's decline goes back to alice through the room.
+    let decline = only(&outcome, "alice", "decline");
+    assert_eq!(decline["from"], room("lounge"), "{}", report());
+    let decliner = decline["decliner"].as_str().unwrap_or_default();
+    assert!(decliner.starts_with("bob@localhost"), "{}", report());
+    assert_eq!(decline["reason"], "busy right now", "{}", report());
+    // XEP-0249: from alice herself, naming the room.
+    let direct = only(&outcome, "bob", "direct_invite");
+    assert_eq!(direct["from"], "alice@localhost/laptop", "{}", report());
+    assert_eq!(direct["room"], room("lounge"), "{}", report());
+    assert_eq!(direct["reason"], "come to the lounge", "{}", report());
+    assert_eq!(only(&outcome, "bob", "joined")["room"], room("lounge"), "{}", report());
+}
+
+#[test]
+fn muc_an_occupant_pings_itself_and_a_stranger_is_told_it_is_out() {
+    let outcome = alice_and_bob_run("muc_self_ping");
+    let report = || outcome.report();
+    // XEP-0410 §3.2, §3.3: the room answers for its occupant.
+    assert_eq!(only(&outcome, "alice", "self_ping")["status"], "JOINED", "{}", report());
+    let pong = only(&outcome, "alice", "ping");
+    assert_eq!(pong["type"], "result", "{}", report());
+    assert_eq!(pong["from"], occupant("lounge", "alice"), "{}", report());
+    assert_eq!(
+        only(&outcome, "bob", "self_ping")["status"],
+        "DISCONNECTED",
+        "{}",
+        report()
+    );
+    let refused = only(&outcome, "bob", "ping");
+    assert_eq!(refused["type"], "error", "{}", report());
+    assert_eq!(refused["condition"], "not-acceptable", "{}", report());
+}
+
+#[test]
+fn muc_a_lost_connection_leaves_and_only_a_persistent_room_outlives_its_occupants() {
+    let outcome = alice_and_bob_run("muc_departures");
+    let report = || outcome.report();
+    // §7.14: bob's connection ended: alice sees him leave.
+    let gone = room_presence(&outcome, "alice", "lounge", "bob", "unavailable");
+    assert_eq!(gone["role"], "none", "{}", report());
+    // §10.1: the temporary room lasts while occupied, no longer; a
+    // persistent one stays.
+    let answers = reported(&outcome, "alice", "room_info");
+    let [occupied, empty, persistent] = answers[..] else {
+        panic!("expected three disco#info answers\n{}", report());
+    };
+    assert_eq!(occupied["type"], "result", "{}", report());
+    assert!(has(&occupied["features"], "muc_temporary"), "{}", report());
+    assert_eq!(empty["room"], room("lounge"), "{}", report());
+    assert_eq!(empty["type"], "error", "{}", report());
+    assert_eq!(empty["condition"], "item-not-found", "{}", report());
+    assert_eq!(persistent["room"], room("library"), "{}", report());
+    assert_eq!(persistent["type"], "result", "{}", report());
+    assert!(has(&persistent["features"], "muc_persistent"), "{}", report());
+    let items = &only(&outcome, "alice", "rooms")["items"];
+    assert_eq!(items, &json!([{"jid": room("library"), "name": null}]), "{}", report());
+}
+
+// Archives (XEP-0313, XEP-0059, XEP-0359)
+
+#[test]
+fn archives_page_forwards_and_backwards_for_an_account_and_a_room() {
+    let outcome = alice_and_bob_run("archive");
+    let sent: Vec<String> = (0..300).map(|n| format!("m{n:03}")).collect();
+    let walk = |client: &str, direction: &str| {
+        let walks = outcome.of(client, "archive");
+        let walk = walks
+            .iter()
+            .find(|walk| walk["direction"] == direction)
+            .unwrap_or_else(|| panic!("no {direction} walk for {client}\n{}", outcome.report()));
+        let bodies: Vec<String> = serde_json::from_value(walk["bodies"].clone()).unwrap();
+        (bodies, walk["ids"].as_u64().unwrap())
+    };
+    // Every message once, in order, with a distinct id, either way.
+    assert_eq!(walk("bob", "forward"), (sent.clone(), 300), "{}", outcome.report());
+    let mut backwards = sent.clone();
+    backwards.reverse();
+    assert_eq!(walk("bob", "backward"), (backwards, 300), "{}", outcome.report());
+    // The sender's archive has them too.
+    assert_eq!(walk("alice", "forward"), (sent, 300), "{}", outcome.report());
+    // The stanza-id bob got names the same message in his archive.
+    let received = outcome.one("bob", "received");
+    let first = outcome.one("bob", "first_result");
+    assert_eq!(received["by"], "bob@localhost", "{}", outcome.report());
+    assert_eq!(received["stanza_id"], first["id"], "{}", outcome.report());
+    assert_eq!(first["body"], "m000", "{}", outcome.report());
+    assert_eq!(outcome.one("bob", "window")["count"], 0, "{}", outcome.report());
+    // The room's archive, read by someone never in the room.
+    let room = outcome.one("bob", "room_archive");
+    let said: Vec<String> = (0..120).map(|n| format!("r{n:03}")).collect();
+    assert_eq!(room["bodies"], json!(said), "{}", outcome.report());
+    assert_eq!(
+        room["froms"],
+        json!(["archived@conference.localhost/alice"]),
+        "{}",
         outcome.report()
     );
 }

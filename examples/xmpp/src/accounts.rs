@@ -94,6 +94,8 @@ pub fn remove(user: &str) {
             store::delete(&key);
         }
     }
+    crate::archive::Archive::remove(&format!("{user}@{}", crate::stream::served_domain()));
+    store::delete(&keys::archive_prefs(user));
     for key in [
         keys::roster(user),
         keys::vcard(user),
@@ -107,7 +109,8 @@ pub fn remove(user: &str) {
 
 /// Answers an operator's command:
 /// `user add NAME PASSWORD`, `user password NAME PASSWORD`,
-/// `user remove NAME`, `user list`, `config registration open|closed`.
+/// `user remove NAME`, `user list`, `config registration open|closed`,
+/// `config archive-limit N`.
 pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
     let words: Vec<&str> = command.split_whitespace().collect();
     let domain = crate::stream::served_domain();
@@ -146,6 +149,20 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
             crate::register::set_open(*state == "open");
             format!("in-band registration {state}")
         }
+        ["config", "archive-limit", limit] => {
+            let limit = limit
+                .parse::<u64>()
+                .ok()
+                .filter(|limit| (1..=crate::archive::MAX_LIMIT).contains(limit))
+                .ok_or_else(|| {
+                    format!(
+                        "the archive limit is a number of messages, 1 to {}",
+                        crate::archive::MAX_LIMIT
+                    )
+                })?;
+            crate::archive::set_limit(limit)?;
+            format!("archives keep the last {limit} messages")
+        }
         ["user", "list"] => {
             let users: Vec<String> = store::scan(keys::ACCOUNTS, 10_000)
                 .into_iter()
@@ -156,7 +173,7 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
         _ => {
             return Err(
                 "commands: user add NAME PASSWORD | user password NAME PASSWORD | user remove NAME | user list \
-                 | config registration open|closed"
+                 | config registration open|closed | config archive-limit N"
                     .to_owned(),
             );
         }

@@ -15,7 +15,7 @@ use crate::stanza::{self, Condition};
 use crate::storage::{PRIVATE, VCARD};
 use crate::stream::SESSION;
 use crate::xml::Element;
-use crate::{Session, blocking, carbons, register, routing, storage};
+use crate::{Session, archive, blocking, carbons, muc, register, routing, storage, time};
 
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
@@ -103,6 +103,10 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
         ("blocklist" | "block" | "unblock", blocking::NS, _) if own => blocking::iq(session, cx, el, payload),
         ("enable" | "disable", carbons::NS, _) if own => carbons::iq(session, cx, el, payload),
         ("query", register::NS, _) if own => register::after_auth(session, cx, el, payload),
+        ("query", archive::NS, _) if own => {
+            archive::query::answer(cx, el, payload, &archive::Archive::open(&session.bare())?, None)
+        }
+        ("prefs", archive::NS, _) if own => archive::prefs::iq(session, cx, el, payload),
         ("query", LAST, Some("get")) if !own => {
             match el.attr("to").and_then(|to| presence::last_activity(session, to)) {
                 Some(seconds) => cx.send(result(
@@ -140,7 +144,9 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
                             .with("category", "account")
                             .with("type", "registered"),
                     )
-                    .child(Element::new("feature", DISCO_INFO).with("var", DISCO_INFO));
+                    .child(Element::new("feature", DISCO_INFO).with("var", DISCO_INFO))
+                    .child(Element::new("feature", DISCO_INFO).with("var", archive::NS))
+                    .child(Element::new("feature", DISCO_INFO).with("var", archive::SID));
                 cx.send(result(el, Some(info)));
             }
             Ok(())
@@ -166,6 +172,13 @@ fn server(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(), S
         ("ping", PING, Some("get")) => None,
         ("session", SESSION, Some("set")) => None,
         ("query", DISCO_INFO, Some("get")) if payload.attr("node").is_none() => Some(disco_info()),
+        ("query", DISCO_ITEMS, Some("get")) if payload.attr("node").is_none() => Some(
+            Element::new("query", DISCO_ITEMS).child(
+                Element::new("item", DISCO_ITEMS)
+                    .with("jid", muc::service(&session.domain))
+                    .with("name", "Chatrooms"),
+            ),
+        ),
         ("query", DISCO_ITEMS, Some("get")) => Some(Element::new("query", DISCO_ITEMS)),
         ("query", VERSION, Some("get")) => Some(
             Element::new("query", VERSION)
@@ -175,7 +188,7 @@ fn server(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(), S
         ("time", TIME, Some("get")) => Some(
             Element::new("time", TIME)
                 .child(Element::new("tzo", TIME).text("+00:00"))
-                .child(Element::new("utc", TIME).text(stanza::timestamp())),
+                .child(Element::new("utc", TIME).text(time::format(time::now()))),
         ),
         ("query", roster::NS, _) => return roster::iq(session, cx, el, payload),
         (_, _, Some("result" | "error")) => return Ok(()),

@@ -84,3 +84,46 @@ pub fn carbons(user: &str, resource: &str) -> String {
 pub fn carbon_copies(user: &str) -> String {
     format!("carbons/{user}/")
 }
+
+/// A group chat room (`muc::room::Room`), by its normalised local part.
+pub fn room(room: &str) -> String {
+    format!("muc/room/{room}")
+}
+
+/// Every room.
+pub const ROOMS: &str = "muc/room/";
+
+/// An occupant of a room, by nickname (`muc::room::Occupant`).
+pub fn occupant(room: &str, nick: &str) -> String {
+    format!("muc/occupant/{room}/{nick}")
+}
+
+/// Every occupant of a room.
+pub fn occupants(room: &str) -> String {
+    format!("muc/occupant/{room}/")
+}
+
+/// The head of the archive of `owner`, a bare JID (`archive::Head`).
+pub fn archive(owner: &str) -> String {
+    format!("mam/{owner}")
+}
+
+/// Record `seq` of an archive's `generation`.
+pub fn archive_record(owner: &str, generation: &str, seq: u64) -> String {
+    format!("mam/{owner}/{generation}/record/{seq:020}")
+}
+
+/// Where an archive's conversation with `with` begins and ends.
+pub fn archive_span(owner: &str, generation: &str, with: &str) -> String {
+    format!("mam/{owner}/{generation}/span/{with}")
+}
+
+/// Which record is at `place` in an archive's conversation with `with`.
+pub fn archive_place(owner: &str, generation: &str, with: &str, place: u64) -> String {
+    format!("mam/{owner}/{generation}/place/{with}/{place:020}")
+}
+
+/// What an account wants archived (`archive::prefs::Prefs`).
+pub fn archive_prefs(user: &str) -> String {
+    format!("mam-prefs/{user}")
+}

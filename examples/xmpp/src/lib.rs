@@ -18,11 +18,13 @@
 //!   a user's sessions, and a route to one delivers a stanza to it.
 //!
 //! The modules follow the protocol: [`stream`] (negotiation and errors),
-//! [`sasl`], [`bind`], [`roster`], [`presence`], [`message`], [`iq`]
-//! (what the server answers itself), [`routing`] (addresses and delivery),
-//! [`accounts`] (credentials and the operator's commands).
+//! [`sasl`], [`archive`] (message archives), [`bind`], [`roster`], [`presence`], [`message`], [`iq`]
+//! (what the server answers itself), [`muc`] (group chat), [`routing`]
+//! (addresses and delivery), [`accounts`] (credentials and the operator's
+//! commands).
 
 mod accounts;
+mod archive;
 mod bind;
 mod blocking;
 mod carbons;
@@ -30,6 +32,7 @@ mod iq;
 mod keepalive;
 mod keys;
 mod message;
+mod muc;
 mod presence;
 mod register;
 mod roster;
@@ -38,6 +41,7 @@ mod sasl;
 mod stanza;
 mod storage;
 mod stream;
+mod time;
 mod xml;
 
 use ej_guest::{CloseReason, Context, Envelope, Handler};
@@ -72,6 +76,8 @@ pub struct Session {
     inactive: bool,
     /// `(sender, presence)`.
     held: Vec<(String, String)>,
+    /// XEP-0045: the rooms this session is in.
+    rooms: Vec<muc::Joined>,
 }
 
 impl Handler for Session {
@@ -118,6 +124,7 @@ impl Handler for Session {
     fn closed(&mut self, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
         if self.resource.is_some() {
             presence::gone(self, cx)?;
+            muc::leave_all(self, cx)?;
             carbons::forget(self);
         }
         if reason == CloseReason::StreamEnd {

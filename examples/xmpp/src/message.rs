@@ -10,7 +10,7 @@ use ej_guest::{Context, store};
 use crate::presence::{Resource, local_user};
 use crate::stanza::{self, Condition};
 use crate::xml::Element;
-use crate::{Session, carbons, keys, routing, stream};
+use crate::{Session, archive, carbons, keys, routing, stream, time};
 
 /// Messages kept for one account while it is offline.
 const MAX_OFFLINE: u32 = 100;
@@ -43,19 +43,44 @@ pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: &Ele
     let user = session.user.clone().unwrap_or_default();
     let resource = session.resource.clone().unwrap_or_default();
     carbons::copy(cx, &user, &session.bare(), &[&resource], "sent", &stamped)?;
+    let stamped = archived(session, &stamped, el, &bare)?;
+    deliver(cx, &stamped, &target, el.attr("type"))
+}
+
+/// XEP-0313: keeps a message in the sender's and the receiver's archives
+/// (as each wants), and returns it with the receiver's stanza-id.
+fn archived(session: &Session, stamped: &str, el: &Element, to: &str) -> Result<String, String> {
+    let from = session.bare();
+    let mut id = None;
+    if archive::worth_keeping(el) {
+        let sender = session.user.as_deref().unwrap_or_default();
+        if archive::prefs::wants(sender, to)? {
+            archive::Archive::open(&from)?.append(to, stamped)?;
+        }
+        let receiver = local_user(to).unwrap_or_default();
+        if to != from && archive::prefs::wants(&receiver, &from)? {
+            id = Some(archive::Archive::open(to)?.append(&from, stamped)?);
+        }
+    }
+    archive::with_stanza_id(stamped, to, id.as_deref())
+}
+
+/// Delivers a message (`from` and `to` set) to a local user: to the
+/// session `target` names if it is there, else as to the bare JID.
+pub fn deliver(cx: &mut Context, stamped: &str, target: &jid::Jid, kind: Option<&str>) -> Result<(), String> {
+    let bare = target.to_bare().to_string();
     if let Some(resource) = target.resource()
         && routing::is_bound(&bare, resource.as_str())
     {
-        routing::to_resource(cx, &bare, resource.as_str(), stamped.clone());
+        routing::to_resource(cx, &bare, resource.as_str(), stamped);
         let receiver = local_user(&bare).unwrap_or_default();
-        return carbons::copy(cx, &receiver, &bare, &[resource.as_str()], "received", &stamped);
+        return carbons::copy(cx, &receiver, &bare, &[resource.as_str()], "received", stamped);
     }
-    to_bare(cx, &bare, &stamped, el.attr("type"))
+    to_bare(cx, &bare, stamped, kind)
 }
 
 /// A message routed to a session that had gone: delivered as to the bare JID.
-pub fn to_bare_again(session: &mut Session, cx: &mut Context, payload: &str, el: &Element) -> Result<(), String> {
-    let _ = session;
+pub fn to_bare_again(cx: &mut Context, payload: &str, el: &Element) -> Result<(), String> {
     let Some(bare) = el
         .attr("to")
         .and_then(|to| jid::Jid::new(to).ok())
@@ -119,7 +144,7 @@ fn store_offline(cx: &mut Context, user: &str, stamped: &str) -> Result<(), Stri
     el.children.push(crate::xml::Node::Element(
         Element::new("delay", "urn:xmpp:delay")
             .with("from", stream::served_domain())
-            .with("stamp", stanza::timestamp()),
+            .with("stamp", time::format(time::now())),
     ));
     store::put(&keys::offline(user, next), el.to_xml().as_bytes());
     Ok(())

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::roster::{Item, Roster, Subscription};
 use crate::stanza::{self, Condition};
 use crate::xml::{CLIENT, Element};
-use crate::{Session, blocking, keys, message, routing};
+use crate::{Session, blocking, keys, message, muc, routing, time};
 
 /// A session's current availability, for others to read.
 #[derive(Serialize, Deserialize)]
@@ -114,10 +114,12 @@ fn unavailable(session: &mut Session, cx: &mut Context, text: &str) -> Result<()
     session.available = false;
     // XEP-0012: when the account's last session goes, remember when.
     if current(&session.bare())?.is_empty() {
-        store::put_json(&keys::last(&user), &now_seconds())?;
+        store::put_json(&keys::last(&user), &time::now())?;
     }
     let stamped = stanza::stamped(text, &session.full(), None)?;
-    broadcast(session, cx, &stamped)
+    broadcast(session, cx, &stamped)?;
+    // RFC 6121 §4.6.3: whoever had directed presence, rooms included.
+    muc::leave_all(session, cx)
 }
 
 /// The session is ending: if it was available, it says unavailable.
@@ -185,13 +187,7 @@ pub fn last_activity(session: &Session, to: &str) -> Option<u64> {
         return Some(0);
     }
     let since: u64 = store::get_json(&keys::last(&user)).ok().flatten()?;
-    Some(now_seconds().saturating_sub(since))
-}
-
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
+    Some(time::now().saturating_sub(since))
 }
 
 /// The local part of `bare` if it is an account of this server.

@@ -8,7 +8,7 @@ use ej_guest::{Context, registry};
 
 use crate::stanza::{self, Condition};
 use crate::xml::Element;
-use crate::{Session, keys, message, stream};
+use crate::{Session, keys, message, muc, stream};
 
 /// Asks the session holding a resource to close: a newer one binds it.
 pub const CONFLICT: &str = "<conflict xmlns='urn:ej:xmpp'/>";
@@ -62,6 +62,12 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
         return Ok(());
     }
     let el = ej_guest::xml::Element::parse(payload)?;
+    // What rooms say reaches occupants whatever their presence says.
+    if el.attr("from").is_some_and(|from| muc::is_service(session, from)) {
+        muc::arrived(session, payload)?;
+        cx.send(payload);
+        return Ok(());
+    }
     let deliver = match el.name() {
         // Roster pushes (from the account itself, so no `from`) go to
         // clients that asked for the roster.
@@ -107,8 +113,11 @@ pub fn bounced(session: &mut Session, cx: &mut Context, payload: &str) -> Result
         return Ok(());
     }
     let el = Element::parse(payload)?;
+    if el.attr("from").is_some_and(|from| muc::is_service(session, from)) {
+        return muc::bounced(session, cx, &el);
+    }
     match el.name.as_str() {
-        "message" => message::to_bare_again(session, cx, payload, &el),
+        "message" => message::to_bare_again(cx, payload, &el),
         // The request carries our client's full JID as `from`: the error
         // goes back to it, from the missing session.
         "iq" => {

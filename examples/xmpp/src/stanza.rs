@@ -5,7 +5,7 @@
 use ej_guest::Context;
 
 use crate::xml::{CLIENT, Element};
-use crate::{Session, blocking, iq, keepalive, message, presence};
+use crate::{Session, blocking, iq, keepalive, message, muc, presence};
 
 /// XEP-0352 client state indication.
 pub const CSI: &str = "urn:xmpp:csi:0";
@@ -15,6 +15,12 @@ pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 /// A stanza from the client, after binding.
 pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: Element) -> Result<(), String> {
     keepalive::heard(cx);
+    if let Some(to) = el.attr("to").and_then(|to| jid::Jid::new(to).ok())
+        && el.ns == CLIENT
+        && to.domain().as_str() == muc::service(&session.domain)
+    {
+        return muc::from_client(session, cx, text, &el, &to);
+    }
     if let Some(to) = el.attr("to")
         && el.ns == CLIENT
         && blocked(session, cx, &el, to)
@@ -77,10 +83,12 @@ fn stamped_element(el: &Element, session: &Session) -> Element {
 pub enum Condition {
     BadRequest,
     Conflict,
+    Forbidden,
     ItemNotFound,
     NotAcceptable,
     NotAllowed,
     NotAuthorized,
+    RegistrationRequired,
     RemoteServerNotFound,
     ServiceUnavailable,
     ResourceConstraint,
@@ -91,10 +99,12 @@ impl Condition {
         match self {
             Self::BadRequest => "bad-request",
             Self::Conflict => "conflict",
+            Self::Forbidden => "forbidden",
             Self::ItemNotFound => "item-not-found",
             Self::NotAcceptable => "not-acceptable",
             Self::NotAllowed => "not-allowed",
             Self::NotAuthorized => "not-authorized",
+            Self::RegistrationRequired => "registration-required",
             Self::RemoteServerNotFound => "remote-server-not-found",
             Self::ServiceUnavailable => "service-unavailable",
             Self::ResourceConstraint => "resource-constraint",
@@ -105,7 +115,7 @@ impl Condition {
     fn kind(self) -> &'static str {
         match self {
             Self::BadRequest | Self::NotAcceptable | Self::NotAllowed => "modify",
-            Self::NotAuthorized => "auth",
+            Self::NotAuthorized | Self::Forbidden | Self::RegistrationRequired => "auth",
             Self::ResourceConstraint => "wait",
             _ => "cancel",
         }
@@ -154,28 +164,4 @@ pub fn stamped(text: &str, from: &str, to: Option<&str>) -> Result<String, Strin
 /// The stanza text with `to` set, every other byte as it was.
 pub fn stamped_to(text: &str, to: &str) -> Result<String, String> {
     Ok(ej_guest::xml::Element::parse(text)?.set_attrs(&[("to", Some(to))]))
-}
-
-/// Now as an XEP-0082 date-time in UTC, `2026-11-28T21:45:48Z`.
-pub fn timestamp() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }

@@ -35,19 +35,22 @@ impl Element {
     }
 
     /// Parses one element (the host hands each stanza over with the
-    /// namespace declarations it inherits, so it stands on its own).
+    /// namespace declarations it inherits, so it stands on its own). With
+    /// no default namespace declared, it is `jabber:client`, as in what
+    /// [`Element::to_xml`] writes.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut reader = Reader::from_str(text);
         let mut stack: Vec<(Element, Vec<(String, String)>)> = Vec::new();
+        let top = || vec![(String::new(), CLIENT.to_owned())];
         loop {
             let event = reader.read_event().map_err(|e| format!("malformed XML: {e}"))?;
             match event {
                 Event::Start(start) => {
-                    let scope = stack.last().map(|(_, scope)| scope.clone()).unwrap_or_default();
+                    let scope = stack.last().map_or_else(top, |(_, scope)| scope.clone());
                     stack.push(open(&start, scope)?);
                 }
                 Event::Empty(start) => {
-                    let scope = stack.last().map(|(_, scope)| scope.clone()).unwrap_or_default();
+                    let scope = stack.last().map_or_else(top, |(_, scope)| scope.clone());
                     let (element, _) = open(&start, scope)?;
                     match stack.last_mut() {
                         Some((parent, _)) => parent.children.push(Node::Element(element)),
@@ -116,6 +119,12 @@ impl Element {
     /// Builder: appends a child.
     pub fn child(mut self, child: Element) -> Self {
         self.children.push(Node::Element(child));
+        self
+    }
+
+    /// Builder: appends copies of `other`'s children.
+    pub fn children_from(mut self, other: &Element) -> Self {
+        self.children.extend(other.children.iter().cloned());
         self
     }
 

@@ -1,0 +1,220 @@
+//! Message archives (XEP-0313, `urn:xmpp:mam:2`) for accounts and rooms,
+//! and the stanza ids (XEP-0359) that name their messages.
+//!
+//! An archive is a dense run of records numbered from `first` to `next`
+//! under one key each, so any record is one `get` away: a page is a few
+//! gets, a time bound a binary search, whatever the archive's size. Each
+//! conversation (the other party's bare JID, or an occupant JID in a
+//! room) has its own dense run of pointers into it, so `with` filters page
+//! the same way. The oldest records go when an archive holds more than the
+//! operator's limit (`config archive-limit N`, 10 000 by default).
+//!
+//! Every archive has a random generation in its keys and its ids: an
+//! archive that is dropped (its account or room removed) only loses its
+//! head record, and a new one never shows or reuses the old one's ids.
+//!
+//! Modules: [`prefs`] (what an account wants archived), [`query`] (the
+//! queries, their filters and XEP-0059 paging).
+
+pub mod prefs;
+pub mod query;
+
+use ej_guest::store;
+use serde::{Deserialize, Serialize};
+
+use crate::xml::{Element, Node};
+use crate::{keys, time};
+
+pub const NS: &str = "urn:xmpp:mam:2";
+/// XEP-0359 unique and stable stanza ids.
+pub const SID: &str = "urn:xmpp:sid:0";
+const HINTS: &str = "urn:xmpp:hints";
+
+/// Where the operator's limit is kept, and its default.
+const LIMIT: &str = "config/archive-limit";
+const DEFAULT_LIMIT: u64 = 10_000;
+/// The largest limit the operator may set.
+pub const MAX_LIMIT: u64 = 10_000_000;
+
+/// The head of an archive.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Head {
+    generation: String,
+    first: u64,
+    next: u64,
+}
+
+/// One archived message.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The conversation it belongs to.
+    pub with: String,
+    /// Its place in that conversation.
+    pub place: u64,
+    /// When it was archived, in seconds since the epoch.
+    pub time: u64,
+    /// The message, as delivered (without `to` in a room).
+    pub message: String,
+}
+
+/// A conversation's run of pointers: places `first..next`.
+#[derive(Default, Serialize, Deserialize)]
+struct Span {
+    first: u64,
+    next: u64,
+}
+
+/// One account's or room's archive.
+pub struct Archive {
+    /// The bare JID it belongs to.
+    owner: String,
+    head: Head,
+}
+
+impl Archive {
+    /// The archive of `owner` (a bare JID), empty if it has none yet.
+    pub fn open(owner: &str) -> Result<Self, String> {
+        let head = store::get_json(&keys::archive(owner))?.unwrap_or_else(|| Head {
+            generation: crate::stream::random_id()[..8].to_owned(),
+            ..Head::default()
+        });
+        Ok(Self {
+            owner: owner.to_owned(),
+            head,
+        })
+    }
+
+    /// Drops `owner`'s archive.
+    pub fn remove(owner: &str) {
+        store::delete(&keys::archive(owner));
+    }
+
+    /// Archives `message` in the conversation with `with`; returns its id.
+    pub fn append(&mut self, with: &str, message: &str) -> Result<String, String> {
+        let span_key = keys::archive_span(&self.owner, &self.head.generation, with);
+        let mut span: Span = store::get_json(&span_key)?.unwrap_or_default();
+        let seq = self.head.next;
+        let record = Record {
+            with: with.to_owned(),
+            place: span.next,
+            time: time::now(),
+            message: message.to_owned(),
+        };
+        store::put_json(&self.record_key(seq), &record)?;
+        store::put(&self.place_key(with, span.next), seq.to_string().as_bytes());
+        span.next += 1;
+        store::put_json(&span_key, &span)?;
+        self.head.next += 1;
+        if self.head.next - self.head.first > limit() {
+            self.forget_oldest()?;
+        }
+        store::put_json(&keys::archive(&self.owner), &self.head)?;
+        Ok(self.id(seq))
+    }
+
+    /// Forgets the oldest record, and its pointer.
+    fn forget_oldest(&mut self) -> Result<(), String> {
+        let seq = self.head.first;
+        self.head.first += 1;
+        let Some(record) = self.record(seq)? else {
+            return Ok(());
+        };
+        store::delete(&self.record_key(seq));
+        store::delete(&self.place_key(&record.with, record.place));
+        let span_key = keys::archive_span(&self.owner, &self.head.generation, &record.with);
+        let mut span: Span = store::get_json(&span_key)?.unwrap_or_default();
+        span.first = record.place + 1;
+        if span.first >= span.next {
+            store::delete(&span_key);
+        } else {
+            store::put_json(&span_key, &span)?;
+        }
+        Ok(())
+    }
+
+    /// The record numbered `seq`.
+    pub fn record(&self, seq: u64) -> Result<Option<Record>, String> {
+        store::get_json(&self.record_key(seq))
+    }
+
+    /// The id of record `seq` (what stanza-ids and paging name).
+    pub fn id(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.head.generation)
+    }
+
+    /// The record number an id names, if it is one of this archive's.
+    pub fn seq(&self, id: &str) -> Option<u64> {
+        let (generation, seq) = id.split_once('-')?;
+        let seq = seq.parse().ok()?;
+        (generation == self.head.generation && (self.head.first..self.head.next).contains(&seq)).then_some(seq)
+    }
+
+    /// Every record's number: `first..next`.
+    pub fn all(&self) -> std::ops::Range<u64> {
+        self.head.first..self.head.next
+    }
+
+    /// The places of the conversation with `with`, and the record each
+    /// points to.
+    pub fn conversation(&self, with: &str) -> Result<std::ops::Range<u64>, String> {
+        let span: Span =
+            store::get_json(&keys::archive_span(&self.owner, &self.head.generation, with))?.unwrap_or_default();
+        Ok(span.first..span.next)
+    }
+
+    /// The record number at `place` in the conversation with `with`.
+    pub fn at_place(&self, with: &str, place: u64) -> Option<u64> {
+        store::get(&self.place_key(with, place)).and_then(|seq| String::from_utf8(seq).ok()?.parse().ok())
+    }
+
+    /// The last `count` records, oldest first.
+    pub fn last(&self, count: u64) -> Result<Vec<Record>, String> {
+        let start = self.head.next.saturating_sub(count).max(self.head.first);
+        (start..self.head.next)
+            .filter_map(|seq| self.record(seq).transpose())
+            .collect()
+    }
+
+    fn record_key(&self, seq: u64) -> String {
+        keys::archive_record(&self.owner, &self.head.generation, seq)
+    }
+
+    fn place_key(&self, with: &str, place: u64) -> String {
+        keys::archive_place(&self.owner, &self.head.generation, with, place)
+    }
+}
+
+/// How many records an archive keeps (the operator's `config archive-limit`).
+fn limit() -> u64 {
+    store::get_json(LIMIT).ok().flatten().unwrap_or(DEFAULT_LIMIT)
+}
+
+/// Sets the operator's limit.
+pub fn set_limit(limit: u64) -> Result<(), String> {
+    store::put_json(LIMIT, &limit)
+}
+
+/// Whether a message is one to archive (XEP-0313 §5, XEP-0334): a chat or
+/// normal message with a body, or a `<store/>` hint, and no `<no-store/>`.
+pub fn worth_keeping(el: &Element) -> bool {
+    let kind = el.attr("type").unwrap_or("normal");
+    let hinted = |name| el.get(name, HINTS).is_some();
+    matches!(kind, "chat" | "normal" | "groupchat")
+        && (el.get("body", crate::xml::CLIENT).is_some() || hinted("store"))
+        && !hinted("no-store")
+        && !hinted("no-permanent-store")
+}
+
+/// `message` without any stanza-id a client put in (XEP-0359 §5: only the
+/// archive's own may be trusted), and with `id` from `by` added.
+pub fn with_stanza_id(message: &str, by: &str, id: Option<&str>) -> Result<String, String> {
+    let mut el = Element::parse(message)?;
+    el.children
+        .retain(|node| !matches!(node, Node::Element(child) if child.name == "stanza-id" && child.ns == SID));
+    if let Some(id) = id {
+        el.children.push(Node::Element(
+            Element::new("stanza-id", SID).with("id", id).with("by", by),
+        ));
+    }
+    Ok(el.to_xml())
+}
