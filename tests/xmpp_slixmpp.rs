@@ -444,29 +444,9 @@ fn alice_bob_and_carol_run(script: &str) -> Outcome {
     scenario(&server, script, &args).succeeded()
 }
 
-/// What `client` reported as `event` before the scenario reported `done`
-/// (then its clients log out, and the rooms tell of each leaving in the
-/// order the server happens to take their ends).
-fn reported<'a>(outcome: &'a Outcome, client: &str, event: &str) -> Vec<&'a Value> {
-    let done = outcome.events.iter().position(|value| value["event"] == "done");
-    let done = done.unwrap_or_else(|| panic!("the scenario did not report done\n{}", outcome.report()));
-    let events = outcome.events[..done].iter();
-    events
-        .filter(|value| value["client"] == client && value["event"] == event)
-        .collect()
-}
-
-/// The one event named `event` that `client` reported before `done`.
-fn only<'a>(outcome: &'a Outcome, client: &str, event: &str) -> &'a Value {
-    match reported(outcome, client, event)[..] {
-        [value] => value,
-        _ => panic!("expected one {event} for {client}\n{}", outcome.report()),
-    }
-}
-
 /// The events named `event` that `client` reported from `from`.
 fn from<'a>(outcome: &'a Outcome, client: &str, event: &str, from: &str) -> Vec<&'a Value> {
-    let all = reported(outcome, client, event).into_iter();
+    let all = outcome.before_done(client, event).into_iter();
     all.filter(|value| value["from"] == from).collect()
 }
 
@@ -504,7 +484,7 @@ fn has(features: &Value, feature: &str) -> bool {
 
 /// The one `join_refused` that `client` reported for `room`.
 fn refusal<'a>(outcome: &'a Outcome, client: &str, room: &str) -> &'a Value {
-    let all = reported(outcome, client, "join_refused").into_iter();
+    let all = outcome.before_done(client, "join_refused").into_iter();
     match all
         .filter(|refused| refused["room"] == self::room(room))
         .collect::<Vec<_>>()[..]
@@ -516,7 +496,7 @@ fn refusal<'a>(outcome: &'a Outcome, client: &str, room: &str) -> &'a Value {
 
 /// The first `joined` that `client` reported for `room`.
 fn entered<'a>(outcome: &'a Outcome, client: &str, room: &str) -> &'a Value {
-    let all = reported(outcome, client, "joined").into_iter();
+    let all = outcome.before_done(client, "joined").into_iter();
     let mut entries = all.filter(|joined| joined["room"] == self::room(room));
     entries
         .next()
@@ -527,21 +507,21 @@ fn entered<'a>(outcome: &'a Outcome, client: &str, room: &str) -> &'a Value {
 fn muc_a_room_is_created_configured_discussed_and_remembered() {
     let outcome = alice_bob_and_carol_run("muc_life_cycle");
     let report = || outcome.report();
-    let joined = |client: &str| reported(&outcome, client, "joined");
+    let joined = |client: &str| outcome.before_done(client, "joined");
     // §10.1.1: entering a room that does not exist creates it, for alice.
     let created = joined("alice")[0];
     assert!(has_code(created, 110) && has_code(created, 201), "{}", report());
     assert_eq!(created["affiliation"], "owner", "{}", report());
     assert_eq!(created["role"], "moderator", "{}", report());
     // §10.2: she configures it with the form.
-    let form = &only(&outcome, "alice", "config_form")["fields"];
+    let form = &outcome.only_before_done("alice", "config_form")["fields"];
     for field in ["muc#roomconfig_persistentroom", "muc#roomconfig_roomname"] {
         assert!(form.get(field).is_some(), "no {field} in the form\n{}", report());
     }
-    assert_eq!(reported(&outcome, "alice", "configured").len(), 1, "{}", report());
+    assert_eq!(outcome.before_done("alice", "configured").len(), 1, "{}", report());
     // §10.2: and only she.
     assert_eq!(
-        only(&outcome, "bob", "config_refused")["condition"],
+        outcome.only_before_done("bob", "config_refused")["condition"],
         "forbidden",
         "{}",
         report()
@@ -570,7 +550,7 @@ fn muc_a_room_is_created_configured_discussed_and_remembered() {
         );
         let changed = |subject: &&Value| subject["subject"] == "Coffee at six";
         assert!(
-            !reported(&outcome, client, "subject").iter().any(changed),
+            !outcome.before_done(client, "subject").iter().any(changed),
             "{}",
             report()
         );
@@ -604,8 +584,13 @@ fn muc_a_room_is_created_configured_discussed_and_remembered() {
     assert_eq!(late["subject_from"], occupant("lounge", "alice"), "{}", report());
     // §6.3, §6.4: the service lists the room; the room says what it is.
     let lounge = json!([{"jid": room("lounge"), "name": "The Lounge"}]);
-    assert_eq!(only(&outcome, "bob", "rooms")["items"], lounge, "{}", report());
-    let info = only(&outcome, "bob", "room_info");
+    assert_eq!(
+        outcome.only_before_done("bob", "rooms")["items"],
+        lounge,
+        "{}",
+        report()
+    );
+    let info = outcome.only_before_done("bob", "room_info");
     assert_eq!(info["type"], "result", "{}", report());
     let identity = json!([["conference", "text", "The Lounge"]]);
     assert_eq!(info["identities"], identity, "{}", report());
@@ -635,10 +620,10 @@ fn muc_a_destroyed_room_tells_its_occupants_why_and_where_to_go() {
         let destroy = json!({"jid": room("lounge"), "reason": "the roof leaks"});
         assert_eq!(out["destroy"], destroy, "{}", report());
     }
-    let gone = only(&outcome, "alice", "room_info");
+    let gone = outcome.only_before_done("alice", "room_info");
     assert_eq!(gone["condition"], "item-not-found", "{}", report());
     // The name is free again: bob creates a new room with it.
-    let again = &reported(&outcome, "bob", "joined")[1];
+    let again = &outcome.before_done("bob", "joined")[1];
     assert!(has_code(again, 201), "{}", report());
     assert_eq!(again["affiliation"], "owner", "{}", report());
 }
@@ -655,7 +640,12 @@ fn muc_a_taken_nickname_is_refused_and_a_new_one_is_announced() {
         report()
     );
     // §7.6: bob becomes robert: 303 with the new nickname, then robert.
-    assert_eq!(only(&outcome, "bob", "nick_changed")["nick"], "robert", "{}", report());
+    assert_eq!(
+        outcome.only_before_done("bob", "nick_changed")["nick"],
+        "robert",
+        "{}",
+        report()
+    );
     let own = room_presence(&outcome, "bob", "cafe", "bob", "unavailable");
     assert_eq!(own["codes"], json!([110, 303]), "{}", report());
     for client in ["alice", "carol"] {
@@ -701,15 +691,15 @@ fn muc_private_messages_go_between_occupants_by_nickname() {
     let report = || outcome.report();
     // §7.5: from the sender's occupant JID, marked as through the room.
     for (client, sender, body) in [("carol", "bob", "psst, carol"), ("bob", "carol", "yes, bob?")] {
-        let received = only(&outcome, client, "private");
+        let received = outcome.only_before_done(client, "private");
         assert_eq!(received["from"], occupant("lounge", sender), "{}", report());
         assert_eq!(received["type"], "chat", "{}", report());
         assert_eq!(received["body"], body, "{}", report());
         assert_eq!(received["muc_user"], true, "{}", report());
     }
-    assert!(reported(&outcome, "alice", "private").is_empty(), "{}", report());
+    assert!(outcome.before_done("alice", "private").is_empty(), "{}", report());
     // A request to an occupant goes to its client, the answer back.
-    let info = only(&outcome, "alice", "occupant_info");
+    let info = outcome.only_before_done("alice", "occupant_info");
     assert_eq!(info["from"], occupant("lounge", "bob"), "{}", report());
     assert_eq!(info["type"], "result", "{}", report());
     assert!(has(&info["features"], "http://jabber.org/protocol/muc"), "{}", report());
@@ -747,13 +737,13 @@ fn muc_moderators_kick_and_ban_and_rooms_keep_strangers_out_or_quiet() {
     assert_eq!(errors[0]["condition"], "not-acceptable", "{}", report());
     // §9.2, §9.5: the ban is listed, and lifted.
     let lists = |room: &str| -> Vec<&Value> {
-        let all = reported(&outcome, "alice", "affiliations").into_iter();
+        let all = outcome.before_done("alice", "affiliations").into_iter();
         all.filter(|list| list["room"] == self::room(room))
             .map(|list| &list["jids"])
             .collect()
     };
     assert_eq!(lists("lounge"), [&json!(["bob@localhost"]), &json!([])], "{}", report());
-    assert_eq!(reported(&outcome, "bob", "joined").len(), 2, "{}", report());
+    assert_eq!(outcome.before_done("bob", "joined").len(), 2, "{}", report());
     // §7.2.5: members only, until alice makes carol a member.
     assert_eq!(
         refusal(&outcome, "carol", "club")["condition"],
@@ -791,25 +781,30 @@ fn muc_mediated_and_direct_invitations_reach_the_invitee() {
     let outcome = alice_and_bob_run("muc_invitations");
     let report = || outcome.report();
     // §7.8.2: from the room, naming alice, with her reason.
-    let invite = only(&outcome, "bob", "invite");
+    let invite = outcome.only_before_done("bob", "invite");
     assert_eq!(invite["from"], room("lounge"), "{}", report());
     let inviter = invite["inviter"].as_str().unwrap_or_default();
     assert!(inviter.starts_with("alice@localhost"), "{}", report());
     assert_eq!(invite["reason"], "tea is ready", "{}", report());
-    let recognised = only(&outcome, "bob", "groupchat_invite");
+    let recognised = outcome.only_before_done("bob", "groupchat_invite");
     assert_eq!(recognised["room"], room("lounge"), "{}", report());
     // §7.8.2: bob's decline goes back to alice through the room.
-    let decline = only(&outcome, "alice", "decline");
+    let decline = outcome.only_before_done("alice", "decline");
     assert_eq!(decline["from"], room("lounge"), "{}", report());
     let decliner = decline["decliner"].as_str().unwrap_or_default();
     assert!(decliner.starts_with("bob@localhost"), "{}", report());
     assert_eq!(decline["reason"], "busy right now", "{}", report());
     // XEP-0249: from alice herself, naming the room.
-    let direct = only(&outcome, "bob", "direct_invite");
+    let direct = outcome.only_before_done("bob", "direct_invite");
     assert_eq!(direct["from"], "alice@localhost/laptop", "{}", report());
     assert_eq!(direct["room"], room("lounge"), "{}", report());
     assert_eq!(direct["reason"], "come to the lounge", "{}", report());
-    assert_eq!(only(&outcome, "bob", "joined")["room"], room("lounge"), "{}", report());
+    assert_eq!(
+        outcome.only_before_done("bob", "joined")["room"],
+        room("lounge"),
+        "{}",
+        report()
+    );
 }
 
 #[test]
@@ -817,17 +812,22 @@ fn muc_an_occupant_pings_itself_and_a_stranger_is_told_it_is_out() {
     let outcome = alice_and_bob_run("muc_self_ping");
     let report = || outcome.report();
     // XEP-0410 §3.2, §3.3: the room answers for its occupant.
-    assert_eq!(only(&outcome, "alice", "self_ping")["status"], "JOINED", "{}", report());
-    let pong = only(&outcome, "alice", "ping");
+    assert_eq!(
+        outcome.only_before_done("alice", "self_ping")["status"],
+        "JOINED",
+        "{}",
+        report()
+    );
+    let pong = outcome.only_before_done("alice", "ping");
     assert_eq!(pong["type"], "result", "{}", report());
     assert_eq!(pong["from"], occupant("lounge", "alice"), "{}", report());
     assert_eq!(
-        only(&outcome, "bob", "self_ping")["status"],
+        outcome.only_before_done("bob", "self_ping")["status"],
         "DISCONNECTED",
         "{}",
         report()
     );
-    let refused = only(&outcome, "bob", "ping");
+    let refused = outcome.only_before_done("bob", "ping");
     assert_eq!(refused["type"], "error", "{}", report());
     assert_eq!(refused["condition"], "not-acceptable", "{}", report());
 }
@@ -841,7 +841,7 @@ fn muc_a_lost_connection_leaves_and_only_a_persistent_room_outlives_its_occupant
     assert_eq!(gone["role"], "none", "{}", report());
     // §10.1: the temporary room lasts while occupied, no longer; a
     // persistent one stays.
-    let answers = reported(&outcome, "alice", "room_info");
+    let answers = outcome.before_done("alice", "room_info");
     let [occupied, empty, persistent] = answers[..] else {
         panic!("expected three disco#info answers\n{}", report());
     };
@@ -853,7 +853,7 @@ fn muc_a_lost_connection_leaves_and_only_a_persistent_room_outlives_its_occupant
     assert_eq!(persistent["room"], room("library"), "{}", report());
     assert_eq!(persistent["type"], "result", "{}", report());
     assert!(has(&persistent["features"], "muc_persistent"), "{}", report());
-    let items = &only(&outcome, "alice", "rooms")["items"];
+    let items = &outcome.only_before_done("alice", "rooms")["items"];
     assert_eq!(items, &json!([{"jid": room("library"), "name": null}]), "{}", report());
 }
 

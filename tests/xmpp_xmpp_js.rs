@@ -3,10 +3,16 @@
 //! (`examples/xmpp`) over TCP on 127.0.0.1: STARTTLS with the server's
 //! self-signed certificate for `localhost` (the only CA the client trusts),
 //! SASL, resource binding, chat, XEP-0199 ping, and roster management with
-//! its pushes.
+//! its pushes; group chat (XEP-0045: a room made, an instant room, three
+//! occupants, a message with its XEP-0359 stanza-id, a kick) and message
+//! archives (XEP-0313) paged with XEP-0059 for an account and a room. The
+//! library has no plugin for either: the scripts build the stanzas with its
+//! `xml()` and match the answers with its iqCaller and stanza events, as
+//! applications built on it do.
 //!
 //! Each test runs one scenario script from `tests/xmpp/xmpp-js/` (see their
-//! doc comments, and `harness.mjs` for what they share) with node, against
+//! doc comments, `harness.mjs` for what they share, and `groupchat.mjs` for
+//! what the group chat and archive ones share) with node, against
 //! the packages `cargo xtask test` installs from that directory's lockfile
 //! into `target/tools/xmpp-js`, and asserts on the JSON objects it prints,
 //! one per line. When a scenario fails, the assertion shows those objects,
@@ -150,4 +156,214 @@ fn adding_bob_to_the_roster_pushes_the_item_and_keeps_it() {
     );
     assert_eq!(push["items"], bob, "{}", outcome.report());
     assert_eq!(roster("after"), bob, "{}", outcome.report());
+}
+
+// Group chat (XEP-0045) and archives (XEP-0313, XEP-0059, XEP-0359)
+
+const CAROL: (&str, &str) = ("carol", "carol-password");
+
+/// The room the group chat scenarios make, and its occupant `nick`.
+const TEAM: &str = "team@conference.localhost";
+
+fn occupant(nick: &str) -> String {
+    format!("{TEAM}/{nick}")
+}
+
+/// Runs `script` with alice (at `laptop`), bob (at `phone`) and carol (at
+/// `tablet`) against a server with the three accounts; fails unless it
+/// completes.
+fn alice_bob_and_carol_run(script: &str) -> Outcome {
+    let server = server_with(&[ALICE, BOB, CAROL]);
+    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
+    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
+    args.extend(account("--carol", "carol@localhost/tablet", CAROL.1));
+    scenario(&server, script, &args).succeeded()
+}
+
+/// The one event named `event` that `client` got from `from` before
+/// `done`, and of `kind` if it is a presence ('available' or
+/// 'unavailable').
+fn one_from<'a>(outcome: &'a Outcome, client: &str, event: &str, from: &str, kind: Option<&str>) -> &'a Value {
+    let all = outcome.before_done(client, event).into_iter();
+    let found: Vec<&Value> = all
+        .filter(|value| value["from"] == from && kind.is_none_or(|kind| value["type"] == kind))
+        .collect();
+    match found[..] {
+        [value] => value,
+        _ => panic!(
+            "expected one {event} ({kind:?}) from {from} for {client}\n{}",
+            outcome.report()
+        ),
+    }
+}
+
+/// The muc#user status codes a reported presence (or `joined`) has.
+fn codes(presence: &Value) -> Vec<u64> {
+    let codes = presence["codes"].as_array().into_iter().flatten();
+    codes.filter_map(Value::as_u64).collect()
+}
+
+#[test]
+fn muc_three_users_make_a_room_talk_in_it_and_one_is_kicked() {
+    let outcome = alice_bob_and_carol_run("muc");
+    let report = || outcome.report();
+    // §10.1.1: alice's entry made the room (201), hers (110); she owns it
+    // and moderates it; §10.1.2: the empty form makes it an instant room.
+    let alice = outcome.only_before_done("alice", "joined");
+    assert!(codes(alice).contains(&110), "{}", report());
+    assert!(codes(alice).contains(&201), "{}", report());
+    assert_eq!(alice["affiliation"], "owner", "{}", report());
+    assert_eq!(alice["role"], "moderator", "{}", report());
+    assert_eq!(
+        outcome.only_before_done("alice", "configured")["type"],
+        "result",
+        "{}",
+        report()
+    );
+    // §7.2.2: the others enter a room that exists, as participants.
+    for client in ["bob", "carol"] {
+        let joined = outcome.only_before_done(client, "joined");
+        assert!(codes(joined).contains(&110), "{}", report());
+        assert!(!codes(joined).contains(&201), "{}", report());
+        assert_eq!(joined["affiliation"], "none", "{}", report());
+        assert_eq!(joined["role"], "participant", "{}", report());
+    }
+    // §7.2.3: each newcomer gets those there, they get the newcomer.
+    for (client, nick) in [
+        ("alice", "bob"),
+        ("alice", "carol"),
+        ("bob", "alice"),
+        ("bob", "carol"),
+        ("carol", "alice"),
+        ("carol", "bob"),
+    ] {
+        let seen = outcome.before_done(client, "presence");
+        assert!(
+            seen.iter()
+                .any(|presence| presence["from"] == occupant(nick) && presence["type"] == "available"),
+            "{client} did not see {nick} enter\n{}",
+            report()
+        );
+    }
+    // §7.4: carol's message reaches everyone from her occupant JID, with
+    // the room's stanza-id (XEP-0359 §3: `by` the room), the same for all;
+    // her own copy keeps her id, by which clients know their echo.
+    let mut stanza_ids = Vec::new();
+    for (client, full) in [
+        ("alice", "alice@localhost/laptop"),
+        ("bob", "bob@localhost/phone"),
+        ("carol", "carol@localhost/tablet"),
+    ] {
+        let message = one_from(&outcome, client, "groupchat", &occupant("carol"), None);
+        assert_eq!(message["body"], "hello, team", "{}", report());
+        assert_eq!(message["to"], full, "{}", report());
+        assert_eq!(message["stanza_id"]["by"], TEAM, "{}", report());
+        let id = message["stanza_id"]["id"].as_str().unwrap_or_default();
+        assert!(!id.is_empty(), "{}", report());
+        stanza_ids.push(id);
+    }
+    assert!(stanza_ids.iter().all(|id| *id == stanza_ids[0]), "{}", report());
+    let echo = one_from(&outcome, "carol", "groupchat", &occupant("carol"), None);
+    assert_eq!(
+        echo["id"],
+        outcome.only_before_done("carol", "said")["id"],
+        "{}",
+        report()
+    );
+    // §8.2: kicked: carol gets 307 and 110, role none, by alice, why; the
+    // others get 307 alone.
+    assert_eq!(
+        outcome.only_before_done("alice", "kicked")["type"],
+        "result",
+        "{}",
+        report()
+    );
+    let kicked = one_from(&outcome, "carol", "presence", &occupant("carol"), Some("unavailable"));
+    assert!(codes(kicked).contains(&307), "{}", report());
+    assert!(codes(kicked).contains(&110), "{}", report());
+    assert_eq!(kicked["role"], "none", "{}", report());
+    assert_eq!(kicked["actor"], "alice", "{}", report());
+    assert_eq!(kicked["reason"], "meeting's over", "{}", report());
+    for client in ["alice", "bob"] {
+        let gone = one_from(&outcome, client, "presence", &occupant("carol"), Some("unavailable"));
+        assert!(codes(gone).contains(&307), "{}", report());
+        assert!(!codes(gone).contains(&110), "{}", report());
+        assert_eq!(gone["role"], "none", "{}", report());
+    }
+}
+
+#[test]
+fn archives_page_forwards_to_complete_and_back_from_the_end_for_an_account_and_a_room() {
+    let outcome = alice_bob_and_carol_run("archive");
+    let report = || outcome.report();
+    let sent: Vec<String> = (0..200).map(|n| format!("m{n:03}")).collect();
+    // RFC 6120 §10.1: alice's messages reach bob in the order she sent them.
+    let received = outcome.one("bob", "received");
+    assert_eq!(received["bodies"], json!(sent), "{}", report());
+    // XEP-0359: bob's archive stamps what it keeps for him.
+    assert_eq!(received["by"], "bob@localhost", "{}", report());
+    let walk = |query: &str| -> &Value {
+        let walks = outcome.of("bob", "archive");
+        let found = walks.iter().find(|walk| walk["query"] == query);
+        found.unwrap_or_else(|| panic!("no {query} walk\n{}", report()))
+    };
+    let pages = |query: &str| -> Vec<&Value> {
+        let pages = outcome.of("bob", "page").into_iter();
+        pages.filter(|page| page["query"] == query).collect()
+    };
+    let strings = |value: &Value| -> Vec<String> { serde_json::from_value(value.clone()).unwrap_or_default() };
+
+    // XEP-0313 §4.1.1 (`with`: only alice's, not carol's), XEP-0059 §2.2:
+    // four pages of 50, each after the last, complete at the end; every
+    // message once, in order.
+    let forward = walk("forward");
+    assert_eq!(forward["bodies"], json!(sent), "{}", report());
+    let ids = strings(&forward["ids"]);
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 200, "{}", report());
+    assert_eq!(forward["froms"], json!(["alice@localhost/laptop"]), "{}", report());
+    // §4.2: the account's own archive answers, so no `from` (or its JID).
+    let own = [Value::Null, json!("bob@localhost")];
+    let result_froms = forward["result_froms"].as_array().cloned().unwrap_or_default();
+    assert!(result_froms.iter().all(|from| own.contains(from)), "{}", report());
+    let walked = pages("forward");
+    assert_eq!(walked.len(), 4, "{}", report());
+    for (n, page) in walked.iter().enumerate() {
+        assert_eq!(page["results"], 50, "{}", report());
+        assert_eq!(page["stray"], 0, "{}", report());
+        assert_eq!(page["complete"], n == 3, "{}", report());
+        assert_eq!(page["count"], "200", "{}", report());
+        assert_eq!(page["first"], json!(ids[n * 50]), "{}", report());
+        assert_eq!(page["last"], json!(ids[n * 50 + 49]), "{}", report());
+        // XEP-0059 §2.6: the index is optional, right if there.
+        let index = &page["index"];
+        assert!(index.is_null() || *index == json!((n * 50).to_string()), "{}", report());
+    }
+    // The stanza-id bob got on alice's first names it in his archive.
+    assert_eq!(received["stanza_id"], json!(ids[0]), "{}", report());
+
+    // XEP-0059 §2.5: an empty <before/> is the last page, oldest first
+    // (XEP-0313 §4.1.2), not complete (150 earlier ones remain).
+    let last = walk("last");
+    assert_eq!(last["bodies"], json!(sent[150..]), "{}", report());
+    assert_eq!(last["ids"], json!(ids[150..]), "{}", report());
+    let [page] = pages("last")[..] else {
+        panic!("expected one last page\n{}", report());
+    };
+    assert_eq!(page["complete"], false, "{}", report());
+    assert_eq!(page["count"], "200", "{}", report());
+    assert_eq!(page["first"], json!(ids[150]), "{}", report());
+    assert_eq!(page["last"], json!(ids[199]), "{}", report());
+    assert_eq!(page["stray"], 0, "{}", report());
+
+    // XEP-0313 §5: the room's archive, from the room, read by bob who
+    // never entered: carol's message, under the stanza-id the room gave it.
+    let said = outcome.only_before_done("alice", "said");
+    assert_eq!(said["by"], TEAM, "{}", report());
+    let room = walk("room");
+    assert_eq!(room["bodies"], json!(["minutes are in the archive"]), "{}", report());
+    assert_eq!(room["froms"], json!([occupant("carol")]), "{}", report());
+    assert_eq!(room["result_froms"], json!([TEAM]), "{}", report());
+    assert_eq!(room["ids"], json!([said["id"]]), "{}", report());
+    assert_eq!(room["pages"], 1, "{}", report());
 }

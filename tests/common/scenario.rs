@@ -198,6 +198,26 @@ impl Outcome {
             .unwrap_or_else(|| panic!("no {event} with {field} {value} for {client}\n{}", self.report()))
     }
 
+    /// What `client` reported as `event` before the scenario reported
+    /// `done` (after it, clients log out, and rooms tell of each leaving in
+    /// the order the server happens to take their ends).
+    pub fn before_done(&self, client: &str, event: &str) -> Vec<&Value> {
+        let done = self.events.iter().position(|value| value["event"] == "done");
+        let done = done.unwrap_or_else(|| panic!("the scenario did not report done\n{}", self.report()));
+        let events = self.events[..done].iter();
+        events
+            .filter(|value| value["client"] == client && value["event"] == event)
+            .collect()
+    }
+
+    /// The one event named `event` that `client` reported before `done`.
+    pub fn only_before_done(&self, client: &str, event: &str) -> &Value {
+        match self.before_done(client, event)[..] {
+            [value] => value,
+            _ => panic!("expected one {event} for {client} before done\n{}", self.report()),
+        }
+    }
+
     /// The one event named `event` that `client` reported.
     pub fn one(&self, client: &str, event: &str) -> &Value {
         match self.of(client, event)[..] {

@@ -127,16 +127,19 @@ fn change(
 ) -> Result<Result<(), Condition>, String> {
     let reason = item.child_text("reason", ADMIN);
     if let Some(role) = item.attr("role").and_then(Role::parse) {
+        // §8: only moderators change roles (others are `forbidden`), not
+        // of those affiliated at or above them when admins or owners, and
+        // only admins and owners grant moderation (`not-allowed`).
+        if actor.role != Role::Moderator {
+            return Ok(Err(Condition::Forbidden));
+        }
         let Some(nick) = item.attr("nick") else {
             return Ok(Err(Condition::BadRequest));
         };
         let Some(mut target) = Occupant::load(room, nick)? else {
             return Ok(Err(Condition::ItemNotFound));
         };
-        // §8.2, §8.4: moderators change roles, but not of those affiliated
-        // at or above them, and only admins and owners grant moderation.
-        if actor.role != Role::Moderator
-            || (target.affiliation >= actor.affiliation && target.affiliation >= Affiliation::Admin)
+        if (target.affiliation >= actor.affiliation && target.affiliation >= Affiliation::Admin)
             || (role == Role::Moderator && actor.affiliation < Affiliation::Admin)
         {
             return Ok(Err(Condition::NotAllowed));
@@ -168,6 +171,10 @@ fn change(
     let Some(affiliation) = item.attr("affiliation").and_then(Affiliation::parse) else {
         return Ok(Err(Condition::BadRequest));
     };
+    // §9–§10: only admins and owners change affiliations.
+    if actor.affiliation < Affiliation::Admin {
+        return Ok(Err(Condition::Forbidden));
+    }
     // The JID, or the bare JID of the occupant with the nickname.
     let jid = match (item.attr("jid"), item.attr("nick")) {
         (Some(jid), _) => jid::Jid::new(jid).ok().map(|jid| jid.to_bare().to_string()),
