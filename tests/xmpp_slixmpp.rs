@@ -709,6 +709,9 @@ fn muc_private_messages_go_between_occupants_by_nickname() {
 fn muc_moderators_kick_and_ban_and_rooms_keep_strangers_out_or_quiet() {
     let outcome = alice_bob_and_carol_run("muc_moderation");
     let report = || outcome.report();
+    // §8.2: a participant may not kick.
+    let attempt = outcome.only_before_done("bob", "kick_by_participant");
+    assert_eq!(attempt["outcome"], "forbidden", "{}", report());
     // §8.2: kicked: 307 (and 110 for carol), role none, by alice, why.
     let kicked = room_presence(&outcome, "carol", "lounge", "carol", "unavailable");
     assert_eq!(kicked["codes"], json!([110, 307]), "{}", report());

@@ -1,6 +1,9 @@
 """Moderation and entry rules (XEP-0045 §8.2, §8.3, §8.4, §9.1, §10.2,
 §7.2.5, §7.2.6, §7.2.8, §7.4): alice creates `lounge@conference.DOMAIN`
-(so she is its owner and a moderator); bob and carol enter. alice kicks
+(so she is its owner and a moderator); bob and carol enter. bob, a mere
+participant, tries to kick carol and must be refused with `forbidden`
+(reported as `kick_by_participant`, `outcome`: the error condition, or
+'result'). alice kicks
 carol (role none, with a reason): carol must get her unavailable presence
 with status codes 307 and 110, alice and bob carol's with 307. alice bans
 bob (affiliation outcast, by bare JID): bob must get 301 and 110, alice
@@ -26,6 +29,8 @@ affiliation change the room accepted, and `affiliations` for each list.
 Exits 0 once alice has carol's message in the moderated room, reporting
 `done` before logging out.
 """
+
+import slixmpp
 
 import groupchat
 import harness
@@ -55,6 +60,11 @@ async def scenario(args):
     await seen["alice"].expect("presence", from_=f"{lounge}/carol", type="available")
     await seen["bob"].expect("presence", from_=f"{lounge}/carol", type="available")
 
+    try:
+        await bob["xep_0045"].set_role(lounge, "carol", "none")
+        harness.emit("kick_by_participant", client="bob", outcome="result")
+    except slixmpp.exceptions.IqError as error:
+        harness.emit("kick_by_participant", client="bob", outcome=error.iq["error"]["condition"])
     await muc.set_role(lounge, "carol", "none", reason="too loud")
     harness.emit("changed", client="alice", room=lounge, what="carol's role to none")
     for name in ("alice", "bob", "carol"):
