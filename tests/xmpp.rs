@@ -367,3 +367,69 @@ fn a_hot_swap_in_the_middle_of_a_session_keeps_it() {
     );
     assert!(server.crashes().is_empty(), "{:?}", server.crashes());
 }
+
+#[test]
+fn large_messages_shorten_an_archive_page_and_a_room_refuses_what_it_could_not_deliver() {
+    let server = server(&[]);
+    let mut alice = login(&server, "desk");
+    // Thirty messages of 60 KiB to her own bare JID, each archived once:
+    // 1.8 MB, more than one event may send.
+    let body = "x".repeat(60 * 1024);
+    for n in 0..30 {
+        alice.send(&format!(
+            "<message to='alice@localhost' type='chat' id='big{n}'><body>{n:02}{body}</body></message>"
+        ));
+    }
+    alice.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>");
+    alice.read_until("id='sync'");
+    // Pages of up to 50 come shorter, none too large to send, and together
+    // hold all thirty in order.
+    let (mut seen, mut after, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        pages += 1;
+        assert!(pages <= 30, "the pages never complete");
+        alice.send(&format!(
+            "<iq type='set' id='page{pages}'><query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'>\
+             <max>50</max>{after}</set></query></iq>"
+        ));
+        let page = alice.read_until("</fin></iq>");
+        assert!(page.len() < 1024 * 1024, "a page of {} bytes", page.len());
+        seen.extend(page.split("<body>").skip(1).map(|rest| rest[..2].to_owned()));
+        if page.contains("complete='true'") {
+            break;
+        }
+        let last = page
+            .split("<last>")
+            .nth(1)
+            .and_then(|rest| rest.split("</last>").next())
+            .expect("a last id");
+        after = format!("<after>{last}</after>");
+    }
+    let expected: Vec<String> = (0..30).map(|n| format!("{n:02}")).collect();
+    assert_eq!(seen, expected);
+    assert!(pages > 1, "one page held 1.8 MB");
+
+    // A room message that would need more than one event may send to reach
+    // every occupant is refused; a small one still goes to all.
+    let mut occupants: Vec<Client> = (0..14).map(|n| login(&server, &format!("r{n}"))).collect();
+    for (n, occupant) in occupants.iter_mut().enumerate() {
+        occupant.send(&format!(
+            "<presence to='big@conference.localhost/r{n}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ));
+        occupant.read_until("</subject></message>");
+    }
+    occupants[0].send(&format!(
+        "<message to='big@conference.localhost' type='groupchat' id='huge'><body>{body}</body></message>"
+    ));
+    let refused = occupants[0].read_until("</error></message>");
+    assert!(
+        refused.contains("resource-constraint") && refused.contains("id='huge'"),
+        "{refused}"
+    );
+    occupants[0]
+        .send("<message to='big@conference.localhost' type='groupchat' id='small'><body>hello</body></message>");
+    for occupant in &mut occupants {
+        occupant.read_until("<body>hello</body>");
+    }
+    assert!(server.crashes().is_empty(), "{:?}", server.crashes());
+}

@@ -47,6 +47,13 @@ mod xml;
 use ej_guest::{CloseReason, Context, Envelope, Handler};
 use serde::{Deserialize, Serialize};
 
+/// What one event sends at most (replies and routed payloads), kept under
+/// the host's default `--max-outcome-bytes` (1 MiB) with room for the rest
+/// of its outcome: an archive page or a room's history is cut shorter, and
+/// a room message that would need more to reach every occupant is refused,
+/// rather than the event failing.
+pub const SEND_BUDGET: usize = 768 * 1024;
+
 /// One client connection's state between events.
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default)]

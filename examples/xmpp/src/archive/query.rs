@@ -135,20 +135,19 @@ fn page(
         span.end = span.end.min(position(before)?);
     }
     let span = span.start..span.end.max(span.start);
-    let taken = if backwards {
-        span.end.saturating_sub(max).max(span.start)..span.end
-    } else {
-        span.start..span.start.saturating_add(max).min(span.end)
-    };
-    let complete = if backwards {
-        taken.start == span.start
-    } else {
-        taken.end == span.end
-    };
     let queryid = query.attr("queryid");
     let to = el.attr("from").unwrap_or_default();
-    let mut ids = Vec::new();
-    for position in taken.clone() {
+    // The page is read from the end nearest its anchor (backwards from
+    // `before`) until `max` results or `SEND_BUDGET` of them: a page of
+    // large messages is shorter, never too large to send.
+    let order: Box<dyn Iterator<Item = u64>> = if backwards {
+        Box::new(span.clone().rev())
+    } else {
+        Box::new(span.clone())
+    };
+    let mut results = Vec::new();
+    let mut bytes = 0;
+    for position in order.take(usize::try_from(max).unwrap_or(usize::MAX)) {
         let Some(seq) = record_at(archive, &view, position) else {
             continue;
         };
@@ -162,19 +161,39 @@ fn page(
         let forwarded = Element::new("forwarded", FORWARD)
             .child(Element::new("delay", DELAY).with("stamp", time::format(record.time)))
             .child(message);
-        cx.send(
-            Element::new("message", CLIENT)
-                .with_opt("from", from)
-                .with("to", to)
-                .with("id", crate::stream::random_id())
-                .child(
-                    Element::new("result", NS)
-                        .with_opt("queryid", queryid)
-                        .with("id", id.as_str())
-                        .child(forwarded),
-                )
-                .to_xml(),
-        );
+        let result = Element::new("message", CLIENT)
+            .with_opt("from", from)
+            .with("to", to)
+            .with("id", crate::stream::random_id())
+            .child(
+                Element::new("result", NS)
+                    .with_opt("queryid", queryid)
+                    .with("id", id.as_str())
+                    .child(forwarded),
+            )
+            .to_xml();
+        if !results.is_empty() && bytes + result.len() > crate::SEND_BUDGET {
+            break;
+        }
+        bytes += result.len();
+        results.push((position, id, result));
+    }
+    if backwards {
+        results.reverse();
+    }
+    let taken = match (results.first(), results.last()) {
+        (Some((first, ..)), Some((last, ..))) => *first..*last + 1,
+        _ if backwards => span.end..span.end,
+        _ => span.start..span.start,
+    };
+    let complete = if backwards {
+        taken.start == span.start
+    } else {
+        taken.end == span.end
+    };
+    let mut ids = Vec::new();
+    for (_, id, result) in results {
+        cx.send(result);
         ids.push(id);
     }
     let mut set = Element::new("set", RSM);

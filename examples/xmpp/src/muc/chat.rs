@@ -71,6 +71,11 @@ fn groupchat(
         stanza::refuse(cx, el, Condition::Forbidden);
         return Ok(());
     }
+    let occupants = room::occupants(room)?;
+    if text.len().saturating_mul(occupants.len()) > crate::SEND_BUDGET {
+        stanza::refuse(cx, el, Condition::ResourceConstraint);
+        return Ok(());
+    }
     let from = address.occupant(nick);
     let mut stamped = stanza::stamped(text, &from, None)?;
     if let (Some(subject), None) = (subject, el.get("body", CLIENT)) {
@@ -86,7 +91,7 @@ fn groupchat(
         let id = archive.append(&from, &kept)?;
         stamped = archive::with_stanza_id(&stamped, &address.jid, Some(&id))?;
     }
-    for (_, occupant) in room::occupants(room)? {
+    for (_, occupant) in occupants {
         deliver(session, cx, &occupant.jid, stanza::stamped_to(&stamped, &occupant.jid)?);
     }
     Ok(())

@@ -136,7 +136,12 @@ fn join(
         .or_else(|| history.and_then(|history| history.attr("maxchars")).map(|_| 0))
         .unwrap_or(state.config.history)
         .min(state.config.history);
-    for record in Archive::open(&address.jid)?.last(wanted.into())? {
+    // Half the event's budget at most (the other half is for presences).
+    let mut history = Archive::open(&address.jid)?.last(wanted.into())?;
+    while history.iter().map(|record| record.message.len()).sum::<usize>() > crate::SEND_BUDGET / 2 {
+        history.remove(0);
+    }
+    for record in history {
         let mut message = Element::parse(&record.message)?;
         message.set_attr("to", full.as_str());
         message.children.push(Node::Element(
