@@ -141,11 +141,10 @@ fn store_offline(cx: &mut Context, user: &str, stamped: &str) -> Result<(), Stri
         .and_then(|(key, _)| key.rsplit('/').next()?.parse::<u64>().ok())
         .map_or(0, |seq| seq + 1);
     let mut el = Element::parse(stamped)?;
-    el.children.push(crate::xml::Node::Element(
-        Element::new("delay", "urn:xmpp:delay")
-            .with("from", stream::served_domain())
-            .with("stamp", time::format(time::now())),
-    ));
+    el.children.push(crate::xml::Node::Element(time::delay(
+        Some(&stream::served_domain()),
+        time::now(),
+    )));
     store::put(&keys::offline(user, next), el.to_xml().as_bytes());
     Ok(())
 }

@@ -29,6 +29,13 @@ pub fn format(seconds: u64) -> String {
     )
 }
 
+/// An XEP-0203 delay stamp: the time `seconds`, noted by `from` if given.
+pub fn delay(from: Option<&str>, seconds: u64) -> crate::xml::Element {
+    crate::xml::Element::new("delay", "urn:xmpp:delay")
+        .with_opt("from", from)
+        .with("stamp", format(seconds))
+}
+
 /// An XEP-0082 date-time (`2026-11-28T21:45:48Z`, with optional fractions
 /// and a `±hh:mm` offset instead of `Z`) in seconds since the epoch;
 /// `None` if it is not one, or before the epoch.

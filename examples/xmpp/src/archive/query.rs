@@ -16,7 +16,6 @@ use crate::xml::{CLIENT, Element};
 
 const RSM: &str = "http://jabber.org/protocol/rsm";
 const FORWARD: &str = "urn:xmpp:forward:0";
-const DELAY: &str = "urn:xmpp:delay";
 const DATA: &str = "jabber:x:data";
 /// Results one page holds at most, and when the client does not say.
 const MAX_PAGE: u64 = 250;
@@ -159,7 +158,7 @@ fn page(
         };
         let id = archive.id(seq);
         let forwarded = Element::new("forwarded", FORWARD)
-            .child(Element::new("delay", DELAY).with("stamp", time::format(record.time)))
+            .child(time::delay(None, record.time))
             .child(message);
         let result = Element::new("message", CLIENT)
             .with_opt("from", from)

@@ -12,8 +12,6 @@ use crate::stanza::{self, Condition};
 use crate::xml::{CLIENT, Element, Node, escape};
 use crate::{Session, keys, time};
 
-const DELAY: &str = "urn:xmpp:delay";
-
 /// Status codes (§15.6.2).
 pub const SELF: u16 = 110;
 const NON_ANONYMOUS: u16 = 100;
@@ -144,11 +142,9 @@ fn join(
     for record in history {
         let mut message = Element::parse(&record.message)?;
         message.set_attr("to", full.as_str());
-        message.children.push(Node::Element(
-            Element::new("delay", DELAY)
-                .with("from", address.jid.as_str())
-                .with("stamp", time::format(record.time)),
-        ));
+        message
+            .children
+            .push(Node::Element(time::delay(Some(&address.jid), record.time)));
         cx.send(message.to_xml());
     }
     let (setter, subject) = state.subject.clone().unwrap_or_default();
