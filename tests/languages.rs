@@ -396,6 +396,7 @@ impl Direct {
         let env = ej::imports::Env {
             db: std::sync::Arc::new(ej::db::Db::open(&scratch.path("data")).expect("opening a store")),
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
+            holds: std::sync::Arc::default(),
         };
         let conn = Connection {
             id: 1,

@@ -9,24 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use common::probes::{PONG, attr, bind, number, sync};
 use common::{Client, PATIENCE, Server};
-
-/// What faulty echoes for `<ping/>`: a round trip that proves everything
-/// sent to the client before it has arrived, and nothing else.
-const PONG: &str = "<ping xmlns='jabber:client'/>";
-
-/// A round trip: fails if anything but the echo of `<ping/>` arrives.
-fn sync(client: &mut Client) {
-    client.send("<ping/>");
-    client.expect(PONG);
-}
-
-/// Binds `address`, checking the bind was not refused.
-fn bind(client: &mut Client, address: &str) {
-    client.send(&format!("<bind address='{address}'/>"));
-    client.expect(&format!("<binding address='{address}'/>"));
-    sync(client);
-}
 
 fn lookup(client: &mut Client, prefix: &str) -> String {
     client.send(&format!("<lookup prefix='{prefix}'/>"));
@@ -37,23 +21,6 @@ fn lookup(client: &mut Client, prefix: &str) -> String {
 fn found(addresses: &[&str]) -> String {
     let listed: String = addresses.iter().map(|a| format!("<a>{a}</a>")).collect();
     format!("<found>{listed}</found>")
-}
-
-/// The value of the first attribute `name` in `text`.
-fn attr<'a>(text: &'a str, name: &str) -> &'a str {
-    let start = text
-        .find(&format!(" {name}='"))
-        .unwrap_or_else(|| panic!("no {name} in {text:?}"))
-        + name.len()
-        + 3;
-    let len = text[start..].find('\'').expect("a closing quote");
-    &text[start..start + len]
-}
-
-fn number(text: &str, name: &str) -> usize {
-    attr(text, name)
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number in {text:?}"))
 }
 
 #[test]

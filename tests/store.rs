@@ -5,14 +5,8 @@
 
 mod common;
 
+use common::probes::sync;
 use common::{Client, Server};
-
-const PONG: &str = "<ping xmlns='jabber:client'/>";
-
-fn sync(client: &mut Client) {
-    client.send("<ping/>");
-    client.expect(PONG);
-}
 
 fn put(client: &mut Client, key: &str, value: &str) {
     client.send(&format!("<put key='{key}' value='{value}'/>"));

@@ -500,7 +500,8 @@ static bool handle(const handler_connection_t *conn, echo_t *echo, const handler
       }
       return true;
     default:
-      // routed, undeliverable, bind-refused, timer, timer-refused: nothing to do.
+      // routed, undeliverable, bind-refused, timer, timer-refused, detached,
+      // took-over: nothing to do.
       return true;
   }
 }

@@ -49,7 +49,8 @@ export function handle(conn, state, event) {
         send('</stream:stream>');
       }
       break;
-    // routed, undeliverable, bind-refused, timer, timer-refused: nothing to do.
+    // routed, undeliverable, bind-refused, timer, timer-refused, detached,
+    // took-over: nothing to do.
   }
   return { state: encoder.encode(JSON.stringify(echo)), actions };
 }

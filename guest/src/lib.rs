@@ -53,7 +53,7 @@ pub mod bindings {
 
 pub use bindings::ej::handler::registry;
 pub use bindings::ej::handler::types::{
-    Action, CloseReason, Connection, Envelope, Event, ModuleInfo, Outcome, Route, Timer, TlsInfo,
+    Action, CloseReason, Connection, Envelope, Event, Hold, ModuleInfo, Outcome, Route, Timer, TlsInfo,
 };
 
 pub mod store;
@@ -124,6 +124,31 @@ pub trait Handler: Default + serde::Serialize + serde::de::DeserializeOwned {
         Ok(())
     }
 
+    /// The peer went away while the connection held its session
+    /// ([`Context::hold`]): the connection lives on without a socket until
+    /// another takes it over or the hold's window ends
+    /// ([`Handler::closed`] with [`CloseReason::Expired`]). Events keep
+    /// coming meanwhile; what they [`Context::send`] is dropped.
+    ///
+    /// The default does nothing.
+    fn detached(&mut self, cx: &mut Context) -> Result<(), String> {
+        let _ = cx;
+        Ok(())
+    }
+
+    /// What [`Context::take_over`] found: the held session's encoded state
+    /// (decode it with [`Handler::decode`]), or `None` if no session was
+    /// held under the token. With `Some`, this connection now is that
+    /// session: its addresses, timers, hold and waiting payloads are here;
+    /// `self` is still this connection's own state, for the handler to
+    /// merge.
+    ///
+    /// The default does nothing.
+    fn took_over(&mut self, cx: &mut Context, held: Option<Vec<u8>>) -> Result<(), String> {
+        let _ = (cx, held);
+        Ok(())
+    }
+
     /// The connection is closing; this is its last event. Only
     /// [`Context::send`] still has an effect, and only if the peer is still
     /// there.
@@ -144,6 +169,16 @@ pub trait Handler: Default + serde::Serialize + serde::de::DeserializeOwned {
     fn operator(&mut self, cx: &mut Context, command: &str) -> Result<(), String> {
         let _ = command;
         cx.send("this handler takes no operator commands");
+        Ok(())
+    }
+
+    /// Called after the method for every event succeeded, before the state
+    /// is encoded: bookkeeping over all the event did (see
+    /// [`Context::sent`]), such as counting what was sent.
+    ///
+    /// The default does nothing.
+    fn after(&mut self, cx: &mut Context) -> Result<(), String> {
+        let _ = cx;
         Ok(())
     }
 
@@ -255,6 +290,35 @@ impl Context {
     pub fn cancel_timer(&mut self, tag: impl Into<String>) {
         self.actions.push(Action::CancelTimer(tag.into()));
     }
+
+    /// Keeps this connection's session for `window_ms` milliseconds (capped
+    /// by the host) if its peer goes away without ending its stream: see
+    /// [`Handler::detached`]. A new connection presenting `token` to
+    /// [`Context::take_over`] carries on with it. `token` must be
+    /// unguessable, at most 256 bytes, and held by no other connection
+    /// (else the event faults). A zero window lets go of the hold.
+    pub fn hold(&mut self, token: impl Into<String>, window_ms: u32) {
+        self.actions.push(Action::Hold(Hold {
+            token: token.into(),
+            window_ms,
+        }));
+    }
+
+    /// Takes over the session held under `token`: this connection lets go
+    /// of its own addresses, timers and hold, and its next event is
+    /// [`Handler::took_over`].
+    pub fn take_over(&mut self, token: impl Into<String>) {
+        self.actions.push(Action::TakeOver(token.into()));
+    }
+
+    /// What this event has sent so far ([`Context::send`] and the text of
+    /// [`Context::close`]), in order.
+    pub fn sent(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().filter_map(|action| match action {
+            Action::Send(text) | Action::Close(Some(text)) => Some(text.as_str()),
+            _ => None,
+        })
+    }
 }
 
 /// Runs one event through handler `H`: decodes `state`, calls the method for
@@ -277,9 +341,12 @@ pub fn handle<H: Handler>(conn: Connection, state: &[u8], event: Event) -> Resul
         Event::BindRefused(address) => handler.bind_refused(&mut cx, &address)?,
         Event::Timer(tag) => handler.timer(&mut cx, &tag)?,
         Event::TimerRefused(tag) => handler.timer_refused(&mut cx, &tag)?,
+        Event::Detached => handler.detached(&mut cx)?,
+        Event::TookOver(held) => handler.took_over(&mut cx, held)?,
         Event::Closed(reason) => handler.closed(&mut cx, reason)?,
         Event::Operator(command) => handler.operator(&mut cx, &command)?,
     }
+    handler.after(&mut cx)?;
     Ok(Outcome {
         state: handler.encode()?,
         actions: cx.actions,

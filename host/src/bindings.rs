@@ -23,6 +23,8 @@ impl Event {
             Event::BindRefused(_) => "bind-refused",
             Event::Timer(_) => "timer",
             Event::TimerRefused(_) => "timer-refused",
+            Event::Detached => "detached",
+            Event::TookOver(_) => "took-over",
             Event::Closed(_) => "closed",
             Event::Operator(_) => "operator",
         }
@@ -40,6 +42,7 @@ impl CloseReason {
             CloseReason::StreamError => "stream-error",
             CloseReason::Shutdown => "shutdown",
             CloseReason::TlsFailed => "tls-failed",
+            CloseReason::Expired => "expired",
         }
     }
 }
@@ -56,7 +59,9 @@ impl Outcome {
                     | Action::Close(Some(text))
                     | Action::Bind(text)
                     | Action::Unbind(text)
-                    | Action::CancelTimer(text) => text.len(),
+                    | Action::CancelTimer(text)
+                    | Action::TakeOver(text) => text.len(),
+                    Action::Hold(hold) => hold.token.len(),
                     Action::Route(route) => route.to.len() + route.payload.len(),
                     Action::SetTimer(timer) => timer.tag.len(),
                     Action::Close(None)

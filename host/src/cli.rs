@@ -238,6 +238,15 @@ pub struct LimitArgs {
     /// `<connection-timeout/>` stream error.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
+    /// The longest a session held for its peer (a handler's `hold`) waits
+    /// for it to come back on a new connection; longer windows are cut to
+    /// this.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub max_hold: Duration,
+    /// Sessions that may wait for their peers at once; past this, a peer
+    /// that goes away closes its connection as if no hold were set.
+    #[arg(long, value_name = "N", default_value_t = crate::holds::DEFAULT_MAX_DETACHED)]
+    pub max_held: usize,
 }
 
 /// The certificates presented on TLS listeners and after `start-tls`.
@@ -376,6 +385,7 @@ impl LimitArgs {
             max_chain: self.max_chain,
             shutdown_timeout: self.shutdown_timeout,
             header_timeout: self.header_timeout,
+            max_hold: self.max_hold,
         }
     }
 }

@@ -14,6 +14,7 @@ use wasmtime::Result;
 
 use crate::bindings::ej::handler::{registry, store, types};
 use crate::db::{Db, ReadSet, Snapshot, Transaction, WriteSet};
+use crate::holds::Holds;
 use crate::registry::Registry;
 
 /// The server-wide state handlers reach through their imports.
@@ -21,6 +22,8 @@ use crate::registry::Registry;
 pub struct Env {
     pub db: Arc<Db>,
     pub registry: Arc<Registry>,
+    /// Sessions kept for peers that may come back.
+    pub holds: Arc<Holds>,
 }
 
 /// Bounds on what one event may do through its imports.

@@ -13,6 +13,7 @@ pub mod crash;
 pub mod db;
 pub mod fault;
 pub mod framer;
+pub mod holds;
 pub mod imports;
 pub mod limits;
 pub mod module;

@@ -40,6 +40,9 @@ pub struct ConnectionLimits {
     /// How long a peer may take to send its stream header, after connecting
     /// and after each restart of its stream.
     pub header_timeout: Duration,
+    /// The longest a session waits for its peer to come back (a `hold`'s
+    /// window is cut to this).
+    pub max_hold: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -56,6 +59,7 @@ impl Default for ConnectionLimits {
             max_chain: 64,
             shutdown_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
+            max_hold: Duration::from_secs(600),
         }
     }
 }

@@ -11,6 +11,7 @@ use ej::admin::{self, AdminAddr, AdminEndpoint, Served};
 use ej::cli::{CertCommand, Cli, Command, LogFormat, Serve};
 use ej::crash::CrashLog;
 use ej::db::{Db, InUse};
+use ej::holds::Holds;
 use ej::imports::Env;
 use ej::limits::SandboxLimits;
 use ej::module::{Module, precompile};
@@ -69,6 +70,7 @@ async fn serve(args: Serve) -> Result<()> {
     let env = Env {
         db: Arc::new(Db::open(&args.data_dir)?),
         registry: Arc::new(Registry::default()),
+        holds: Arc::new(Holds::new(args.limits.max_held)),
     };
     let crash_log = Arc::new(match &args.crash_log {
         Some(path) => CrashLog::file(path)?,

@@ -7,6 +7,11 @@
 //! peer is throttled, so a peer that leaves is always noticed; between any
 //! two events the loop checks for a reset and for shutdown, so neither
 //! waits behind a long run of queued stanzas or self-caused events.
+//!
+//! A session that holds itself for its peer (`hold`) outlives its socket
+//! for a while, detached, and may be taken over by a new connection (see
+//! `holds`): the new connection's task carries on with the session's
+//! mailbox, addresses, timers and state.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,11 +20,14 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use crate::bindings::ej::handler::types::Hold as HoldAction;
+
 use crate::bindings::ej::handler::types::{Route, Timer};
 use crate::bindings::{Action, CloseReason, Connection, Envelope, Event};
 use crate::crash::{CrashReport, now_ms};
 use crate::fault::{Fault, FaultKind};
 use crate::framer::{Frame, FrameError, Framer};
+use crate::holds::{Held, Hold, MAX_TOKEN_BYTES, Request, Slot};
 use crate::limits::FaultPolicy;
 use crate::module::Module;
 use crate::outbox::Outbox;
@@ -75,6 +83,9 @@ pub async fn run(
     let (mailbox, deliveries) = mpsc::channel(limits.mailbox);
     let mut session = Session {
         holder: Holder { id, mailbox },
+        deliveries,
+        hold: None,
+        detached: None,
         addresses: Vec::new(),
         timers: Timers::new(limits.max_timers),
         pending: VecDeque::new(),
@@ -99,12 +110,18 @@ pub async fn run(
     };
     tracing::debug!(id, %peer, "connection opened");
 
-    let mut deliveries = deliveries;
-    let ending = session.serve(&mut deliveries).await;
-    session.finish(&ending, deliveries).await;
-
-    session.link.close(service.limits.linger).await;
-    tracing::info!(id, %peer, reason = ending.reason.name(), "connection closed");
+    match session.serve().await {
+        Exit::Closing(ending) => {
+            session.finish(&ending).await;
+            session.link.close(service.limits.linger).await;
+            let id = session.record.id;
+            tracing::info!(id, %peer, reason = ending.reason.name(), "connection closed");
+        }
+        Exit::TakenOver => {
+            session.link.close(service.limits.linger).await;
+            tracing::info!(id = session.record.id, %peer, "session taken over by a new connection");
+        }
+    }
 }
 
 /// Logs a failed handshake, at most a few times a second.
@@ -136,6 +153,12 @@ struct Session {
     opened: bool,
     /// This connection as the registry knows it.
     holder: Holder,
+    /// Payloads routed to its addresses, waiting for it.
+    deliveries: mpsc::Receiver<Delivery>,
+    /// The session kept for the peer if it goes away (`hold`).
+    hold: Option<Hold>,
+    /// Set while the session lives on without its socket.
+    detached: Option<Detachment>,
     /// The addresses it holds, in the order it bound them.
     addresses: Vec<String>,
     timers: Timers,
@@ -151,6 +174,20 @@ struct Session {
 enum Flow {
     Continue,
     End(Ending),
+}
+
+/// How the event loop ended.
+enum Exit {
+    /// The connection closes, for this reason.
+    Closing(Ending),
+    /// Another connection carries on with the session.
+    TakenOver,
+}
+
+/// A session without its socket, until its hold's window ends.
+struct Detachment {
+    until: tokio::time::Instant,
+    _slot: Slot,
 }
 
 /// Why a session ends, and the stream error the host sends, if any.
@@ -213,41 +250,162 @@ impl Session {
     /// Runs events until the stream ends, the peer leaves, a handler or the
     /// host closes the connection, or the server shuts down. Stanzas, routed
     /// events and timers all pass through here, one at a time.
-    async fn serve(&mut self, deliveries: &mut mpsc::Receiver<Delivery>) -> Ending {
+    /// A session holding itself for its peer outlives the socket (see
+    /// `detach`) and keeps running events without it, until a new
+    /// connection takes it over or its window ends.
+    async fn serve(&mut self) -> Exit {
         let mut shutdown = self.shutdown.clone();
         loop {
             let next_timer = self.timers.next();
+            let attached = self.detached.is_none();
             let flow = tokio::select! {
-                end = self.link.reader.end() => match end {
+                end = self.link.reader.end(), if attached => match end {
                     ReaderEnd::Delivered => continue,
-                    ReaderEnd::Gone => return Ending::quietly(CloseReason::Disconnected),
+                    ReaderEnd::Gone => Flow::End(Ending::quietly(CloseReason::Disconnected)),
                 },
-                _ = shutdown.changed() => return Ending::shutdown(),
-                Some(delivery) = deliveries.recv() => self.dispatch(match delivery {
+                _ = shutdown.changed() => Flow::End(Ending::shutdown()),
+                Some(delivery) = self.deliveries.recv() => self.dispatch(match delivery {
                     Delivery::Routed { envelope, .. } => Event::Routed(envelope),
                     Delivery::Bounced(envelope) => Event::Undeliverable(envelope),
                 }).await,
-                () = sleep_until(self.header_deadline) => return Ending::with_error(
+                () = sleep_until(self.header_deadline), if attached => Flow::End(Ending::with_error(
                     CloseReason::StreamError,
                     "connection-timeout",
                     "no stream header in time",
-                ),
+                )),
+                () = sleep_until(self.detached.as_ref().map(|detached| detached.until)) => {
+                    Flow::End(Ending::quietly(CloseReason::Expired))
+                }
                 () = sleep_until(next_timer) => match self.timers.pop_due(tokio::time::Instant::now()) {
                     Some(tag) => self.dispatch(Event::Timer(tag)).await,
                     None => continue,
                 },
-                next = self.link.input.recv() => match next {
+                Some(request) = next_request(&mut self.hold) => {
+                    if self.hand_over(request) {
+                        return Exit::TakenOver;
+                    }
+                    continue;
+                }
+                next = self.link.input.recv(), if attached => match next {
                     Some(Input::Data(bytes)) => self.on_bytes(&bytes).await,
-                    Some(Input::Eof) | None => return Ending::quietly(CloseReason::Disconnected),
+                    Some(Input::Eof) | None => Flow::End(Ending::quietly(CloseReason::Disconnected)),
                     Some(Input::TlsFailed(reason)) => {
                         log_tls_failure(self.record.id, &self.record.peer, &reason);
-                        return Ending::tls_failed();
+                        Flow::End(Ending::tls_failed())
                     }
                 },
             };
-            if let Flow::End(ending) = flow {
-                return ending;
+            let Flow::End(ending) = flow else { continue };
+            if ending.reason != CloseReason::Disconnected || !self.detach().await {
+                return Exit::Closing(ending);
             }
+            if let Flow::End(ending) = self.dispatch(Event::Detached).await {
+                return Exit::Closing(ending);
+            }
+        }
+    }
+
+    /// The peer went away: if the session holds itself for it and the
+    /// server has room for one more session without a socket, lets the
+    /// socket go and keeps the session, until the hold's window ends.
+    async fn detach(&mut self) -> bool {
+        let Some(hold) = &self.hold else {
+            return false;
+        };
+        if self.detached.is_some() {
+            return false;
+        }
+        let Some(slot) = self.service.env.holds.detach() else {
+            static FULL: Warning = Warning::new();
+            if let Some(suppressed) = FULL.due() {
+                tracing::warn!(
+                    id = self.record.id,
+                    limit = self.service.env.holds.max_detached(),
+                    suppressed,
+                    "session not held: as many sessions as allowed are waiting for their peers"
+                );
+            }
+            return false;
+        };
+        self.detached = Some(Detachment {
+            until: tokio::time::Instant::now() + hold.window,
+            _slot: slot,
+        });
+        self.header_deadline = None;
+        self.link.drop_peer().await;
+        tracing::debug!(id = self.record.id, window = ?hold.window, "session detached");
+        true
+    }
+
+    /// Answers a take-over request with this session: true if the asking
+    /// connection took it (this one is done), false if it had given up
+    /// waiting (this one carries on).
+    fn hand_over(&mut self, request: Request) -> bool {
+        let held = Held {
+            id: self.record.id,
+            holder: self.holder.clone(),
+            deliveries: std::mem::replace(&mut self.deliveries, mpsc::channel(1).1),
+            addresses: std::mem::take(&mut self.addresses),
+            timers: std::mem::replace(&mut self.timers, Timers::new(0)),
+            hold: self.hold.take(),
+            state: std::mem::take(&mut self.state),
+        };
+        match request.send(held) {
+            Ok(()) => true,
+            Err(held) => {
+                self.state = self.restore(held);
+                false
+            }
+        }
+    }
+
+    /// Takes over the session held under `token`: lets go of this
+    /// connection's own addresses, timers, hold and mailbox, and carries on
+    /// as that session. Returns its state, if there was one.
+    async fn take_over(&mut self, token: &str) -> Option<Vec<u8>> {
+        let held = self.service.env.holds.claim(token, self.record.id).await?;
+        for address in self.addresses.drain(..) {
+            self.service.env.registry.unbind(&address, self.holder.id);
+        }
+        if let Some(hold) = self.hold.take() {
+            self.service.env.holds.release(&hold, self.record.id);
+        }
+        let own = std::mem::replace(&mut self.deliveries, mpsc::channel(1).1);
+        bounce(own, self.record.id);
+        tracing::debug!(id = self.record.id, taken = held.id, "session taken over");
+        Some(self.restore(held))
+    }
+
+    /// Makes `held` this connection's session; returns its state.
+    fn restore(&mut self, held: Held) -> Vec<u8> {
+        self.record.id = held.id;
+        self.holder = held.holder;
+        self.deliveries = held.deliveries;
+        self.addresses = held.addresses;
+        self.timers = held.timers;
+        self.hold = held.hold;
+        held.state
+    }
+
+    /// The `hold` action: replaces the session's hold; a zero window lets
+    /// go of it.
+    fn hold(&mut self, HoldAction { token, window_ms }: HoldAction) {
+        let holds = &self.service.env.holds;
+        if let Some(hold) = self.hold.take() {
+            holds.release(&hold, self.record.id);
+        }
+        if window_ms == 0 {
+            return;
+        }
+        let window = Duration::from_millis(window_ms.into()).min(self.service.limits.max_hold);
+        self.hold = holds.register(token, self.record.id, window);
+        if self.hold.is_none() {
+            // `check` refused this before the outcome committed, so another
+            // connection registered the token in between.
+            tracing::warn!(
+                id = self.record.id,
+                "hold not set: another connection took its token first"
+            );
         }
     }
 
@@ -255,7 +413,7 @@ impl Session {
     /// peer reset the connection (what it sent is dropped, not handled), or
     /// the server is shutting down.
     fn interrupted(&self) -> Option<Ending> {
-        if self.link.is_reset() {
+        if self.detached.is_none() && self.link.is_reset() {
             Some(Ending::quietly(CloseReason::Disconnected))
         } else if *self.shutdown.borrow() {
             Some(Ending::shutdown())
@@ -345,10 +503,11 @@ impl Session {
     /// returns the actions to carry out.
     async fn run(&mut self, event: &Event) -> Result<Vec<Action>, Fault> {
         let encrypted = self.link.is_encrypted();
+        let (holds, id) = (&self.service.env.holds, self.record.id);
         let outcome = self
             .service
             .run_event(&mut self.record, &mut self.module, &self.state, event, |actions| {
-                check(actions, encrypted)
+                check(actions, encrypted, |token| holds.held_by_other(token, id))
             })
             .await?;
         self.state = outcome.state;
@@ -413,6 +572,11 @@ impl Session {
                     }
                 }
                 Action::CancelTimer(tag) => self.timers.cancel(&tag),
+                Action::Hold(hold) => self.hold(hold),
+                Action::TakeOver(token) => {
+                    let state = self.take_over(&token).await;
+                    self.cause(Event::TookOver(state));
+                }
             }
         }
         Flow::Continue
@@ -528,8 +692,9 @@ impl Session {
         }
     }
 
+    /// Queues `text` for the peer; without one (detached), drops it.
     fn send(&mut self, text: String) -> Result<(), crate::outbox::Overflow> {
-        if text.is_empty() {
+        if text.is_empty() || self.detached.is_some() {
             return Ok(());
         }
         self.opened = true;
@@ -540,9 +705,10 @@ impl Session {
     /// say goodbye (if the peer is still there); then its addresses are
     /// released, payloads still waiting for it go back to their senders, and
     /// the host's stream error, if any, closes the stream.
-    async fn finish(&mut self, ending: &Ending, mut deliveries: mpsc::Receiver<Delivery>) {
+    async fn finish(&mut self, ending: &Ending) {
         let event = Event::Closed(ending.reason);
-        let peer_is_there = !matches!(ending.reason, CloseReason::Disconnected | CloseReason::TlsFailed);
+        let peer_is_there =
+            self.detached.is_none() && !matches!(ending.reason, CloseReason::Disconnected | CloseReason::TlsFailed);
         match self.run(&event).await {
             Ok(actions) => {
                 for action in actions {
@@ -562,20 +728,11 @@ impl Session {
         for address in self.addresses.drain(..) {
             self.service.env.registry.unbind(&address, self.holder.id);
         }
-        deliveries.close();
-        while let Ok(delivery) = deliveries.try_recv() {
-            static LOST: Warning = Warning::new();
-            if let Delivery::Routed { envelope, sender } = delivery
-                && sender.try_send(Delivery::Bounced(envelope)).is_err()
-                && let Some(suppressed) = LOST.due()
-            {
-                tracing::warn!(
-                    id = self.record.id,
-                    suppressed,
-                    "a payload could not be bounced: its sender is gone or full"
-                );
-            }
+        if let Some(hold) = self.hold.take() {
+            self.service.env.holds.release(&hold, self.record.id);
         }
+        let deliveries = std::mem::replace(&mut self.deliveries, mpsc::channel(1).1);
+        bounce(deliveries, self.record.id);
         let last = ending.error.as_ref().map(|error| self.stream_error(error));
         self.outbox.close_with(last);
     }
@@ -619,9 +776,53 @@ impl Session {
     }
 }
 
+/// Sends the payloads waiting in a closed mailbox back to their senders.
+fn bounce(mut deliveries: mpsc::Receiver<Delivery>, id: u64) {
+    deliveries.close();
+    while let Ok(delivery) = deliveries.try_recv() {
+        static LOST: Warning = Warning::new();
+        if let Delivery::Routed { envelope, sender } = delivery
+            && sender.try_send(Delivery::Bounced(envelope)).is_err()
+            && let Some(suppressed) = LOST.due()
+        {
+            tracing::warn!(
+                id,
+                suppressed,
+                "a payload could not be bounced: its sender is gone or full"
+            );
+        }
+    }
+}
+
+/// The next take-over request for a session's hold, if it has one.
+async fn next_request(hold: &mut Option<Hold>) -> Option<Request> {
+    match hold {
+        Some(hold) => hold.request().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Refuses, before anything of it commits, an outcome asking for what the
-/// host cannot do on a connection (`encrypted` or not).
-fn check(actions: &[Action], encrypted: bool) -> Result<(), Fault> {
+/// host cannot do on a connection (`encrypted` or not): a second TLS
+/// handshake, or a hold on a token that is too long or `taken` by another
+/// connection.
+fn check(actions: &[Action], encrypted: bool, taken: impl Fn(&str) -> bool) -> Result<(), Fault> {
+    for action in actions {
+        if let Action::Hold(hold) = action {
+            if hold.token.len() > MAX_TOKEN_BYTES {
+                return Err(Fault::host(
+                    FaultKind::BadAction,
+                    format!("a hold token of {} bytes (at most {MAX_TOKEN_BYTES})", hold.token.len()),
+                ));
+            }
+            if hold.window_ms > 0 && taken(&hold.token) {
+                return Err(Fault::host(
+                    FaultKind::BadAction,
+                    "a hold on a token another connection holds".to_owned(),
+                ));
+            }
+        }
+    }
     let handshakes = actions
         .iter()
         .filter(|action| matches!(action, Action::StartTls))

@@ -142,6 +142,14 @@ impl Link {
         self.tls = Some(session);
     }
 
+    /// Lets go of a peer that went away: stops reading and writing, and
+    /// shuts the socket down.
+    pub async fn drop_peer(&mut self) {
+        self.stop_reading().await;
+        self.writer.abort();
+        let _ = socket2::SockRef::from(&*self.stream).shutdown(Shutdown::Both);
+    }
+
     /// Stops reading, then closes the connection once everything queued is
     /// written (see `close_lingering`).
     pub async fn close(mut self, linger: Duration) {

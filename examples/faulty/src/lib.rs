@@ -47,6 +47,8 @@
 //! | `<stats/>`                              | `<stats count='C' routed='R' fired='F'/>`          |
 //! | `<many n='N'/>`                         | returns N actions: N-1 `throttle`s that change nothing, then the reply `<many/>` |
 //! | `<stubborn/>`                           | from now on routes every bounced payload again and binds every refused address again; replies `<stubborn/>` |
+//! | `<hold token='T' ms='N'/>`              | holds the session under T for N ms, replies `<held token='T'/>` |
+//! | `<take-over token='T'/>`                | takes over the session held under T (the reply comes with `took-over`) |
 //!
 //! Events from the host:
 //!
@@ -58,6 +60,8 @@
 //! | timer-refused | `<timer-refused tag='T'/>`                                   |
 //! | timer         | `<fired tag='T'/>`, and routes the same to the timer's `notify` address; counts in `fired`; with `reset`, then restarts the stream |
 //! | closed        | `</stream:stream>` at the peer's end of stream; the `<on-close/>` route and write |
+//! | detached      | routes `<detached count='C' routed='R'/>` to the `<on-close/>` route |
+//! | took-over     | carries on with the held session's state: `<took-over count='C' routed='R' fired='F'/>` with its counts plus this connection's; `<took-over/>` if none was held |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
@@ -287,6 +291,12 @@ impl Handler for Faulty {
                 self.stubborn = true;
                 cx.send("<stubborn/>");
             }
+            "hold" => {
+                let token = text(&el, "token")?;
+                cx.hold(token, number(&el, "ms")?);
+                cx.send(format!("<held token='{}'/>", xml::escape(token)));
+            }
+            "take-over" => cx.take_over(text(&el, "token")?),
             "stats" => cx.send(format!(
                 "<stats count='{}' routed='{}' fired='{}'/>",
                 self.count, self.routed, self.fired
@@ -352,6 +362,33 @@ impl Handler for Faulty {
         Ok(())
     }
 
+    fn detached(&mut self, cx: &mut Context) -> Result<(), String> {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        if let Some(address) = &self.on_close.route {
+            let detached = format!("<detached count='{}' routed='{}'/>", self.count, self.routed);
+            cx.route(address, detached);
+        }
+        Ok(())
+    }
+
+    fn took_over(&mut self, cx: &mut Context, held: Option<Vec<u8>>) -> Result<(), String> {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        let Some(held) = held else {
+            cx.send("<took-over/>");
+            return Ok(());
+        };
+        let mut session = Self::decode(&held)?;
+        session.count += self.count;
+        session.routed += self.routed;
+        session.fired += self.fired;
+        cx.send(format!(
+            "<took-over count='{}' routed='{}' fired='{}'/>",
+            session.count, session.routed, session.fired
+        ));
+        *self = session;
+        Ok(())
+    }
+
     fn closed(&mut self, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
         EVENTS.fetch_add(1, Ordering::Relaxed);
         if reason == CloseReason::StreamEnd {
@@ -405,6 +442,7 @@ fn reason_name(reason: CloseReason) -> &'static str {
         CloseReason::StreamError => "stream-error",
         CloseReason::Shutdown => "shutdown",
         CloseReason::TlsFailed => "tls-failed",
+        CloseReason::Expired => "expired",
     }
 }
 

@@ -128,6 +128,7 @@ impl BenchEnv {
         let env = ej::imports::Env {
             db: std::sync::Arc::new(ej::db::Db::open(&dir).expect("opening the store")),
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
+            holds: std::sync::Arc::default(),
         };
         Self { env, dir }
     }
