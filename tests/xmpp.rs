@@ -43,14 +43,21 @@ fn encrypted(server: &Server) -> (Client, String) {
     (client, features)
 }
 
-/// Logs alice in over STARTTLS with PLAIN and binds `resource`.
-fn login(server: &Server, resource: &str) -> Client {
+/// Logs alice in over STARTTLS with PLAIN; returns the client and the
+/// features of its authenticated stream.
+fn authenticated(server: &Server) -> (Client, String) {
     let (mut client, features) = encrypted(server);
     assert!(features.contains("<mechanism>PLAIN</mechanism>"), "{features}");
     let credentials = BASE64.encode(b"\0alice\0alice-password");
     client.send(&format!("<auth xmlns='{SASL}' mechanism='PLAIN'>{credentials}</auth>"));
     client.expect(&format!("<success xmlns='{SASL}'></success>"));
     let features = open(&mut client);
+    (client, features)
+}
+
+/// Logs alice in over STARTTLS with PLAIN and binds `resource`.
+fn login(server: &Server, resource: &str) -> Client {
+    let (mut client, features) = authenticated(server);
     assert!(features.contains("urn:ietf:params:xml:ns:xmpp-bind"), "{features}");
     client.send(&format!(
         "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"
@@ -431,5 +438,90 @@ fn large_messages_shorten_an_archive_page_and_a_room_refuses_what_it_could_not_d
     for occupant in &mut occupants {
         occupant.read_until("<body>hello</body>");
     }
+    assert!(server.crashes().is_empty(), "{:?}", server.crashes());
+}
+
+const SM: &str = "urn:xmpp:sm:3";
+
+/// Sends `<r/>` and reads the server's `<a h=…/>`.
+fn acked_by_server(client: &mut Client) -> String {
+    client.send(&format!("<r xmlns='{SM}'/>"));
+    client.read_until(&format!("<a xmlns='{SM}'"));
+    client.read_until("/>")
+}
+
+#[test]
+fn stream_management_resumes_a_session_with_what_its_client_missed_and_keeps_it_when_nobody_does() {
+    let server = server(&[]);
+    let mut desk = login(&server, "desk");
+    let mut phone = login(&server, "phone");
+    phone.send(&format!("<enable xmlns='{SM}' resume='true' max='1'/>"));
+    let enabled = phone.read_until("/>");
+    assert!(
+        enabled.contains("resume='true'") && enabled.contains("max='1'"),
+        "{enabled}"
+    );
+    let id = enabled
+        .split("id='")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap()
+        .to_owned();
+    phone.send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+    read_iq(&mut phone, "p1");
+    assert_eq!(acked_by_server(&mut phone), " h='1'/>");
+    // The server asked for an acknowledgement of the ping's result.
+    phone.send(&format!("<a xmlns='{SM}' h='1'/>"));
+
+    // One message reaches the phone (and is asked to be acknowledged); it
+    // is not, and the socket goes; a second comes meanwhile.
+    let message =
+        |n: &str| format!("<message to='alice@localhost/phone' type='chat' id='{n}'><body>{n}</body></message>");
+    desk.send(&message("one"));
+    phone.read_until("<body>one</body></message>");
+    phone.read_until(&format!("<r xmlns='{SM}'/>"));
+    phone.reset();
+    desk.send(&message("two"));
+
+    // Another account's token, or an unknown one, resumes nothing.
+    let (mut stranger, features) = authenticated(&server);
+    assert!(features.contains(&format!("<sm xmlns='{SM}'/>")), "{features}");
+    stranger.send(&format!("<resume xmlns='{SM}' previd='not-{id}' h='0'/>"));
+    stranger.read_until("<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+
+    // The client resumes, having handled only the ping's result: both
+    // messages come again, in order, and the session holds its address as
+    // before.
+    let (mut phone, _) = authenticated(&server);
+    phone.send(&format!("<resume xmlns='{SM}' previd='{id}' h='1'/>"));
+    phone.expect(&format!("<resumed xmlns='{SM}' h='1' previd='{id}'/>"));
+    let resent = phone.read_until(&format!("<r xmlns='{SM}'/>"));
+    let bodies: Vec<&str> = resent.split("<body>").skip(1).map(|rest| &rest[..3]).collect();
+    assert_eq!(bodies, ["one", "two"], "{resent}");
+    phone.send(&format!("<a xmlns='{SM}' h='3'/>"));
+    desk.send(&message("three"));
+    phone.read_until("<body>three</body></message>");
+
+    // Acknowledging more than was sent is a stream error.
+    let (mut liar, _) = authenticated(&server);
+    liar.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    read_iq(&mut liar, "b");
+    liar.send(&format!("<enable xmlns='{SM}'/>"));
+    liar.read_until("/>");
+    liar.send(&format!("<a xmlns='{SM}' h='5'/>"));
+    ends_with_stream_error(&mut liar, "undefined-condition");
+
+    // Gone again, and nobody resumes within the window: the message never
+    // acknowledged is kept offline for the account's next session.
+    phone.reset();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut laptop = login(&server, "laptop");
+    laptop.send("<presence/>");
+    laptop.read_until("<body>three</body>");
+    let stamp = laptop.read_until("</message>");
+    assert!(stamp.contains("urn:xmpp:delay"), "{stamp}");
+    let (mut late, _) = authenticated(&server);
+    late.send(&format!("<resume xmlns='{SM}' previd='{id}' h='3'/>"));
+    late.read_until("<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
     assert!(server.crashes().is_empty(), "{:?}", server.crashes());
 }

@@ -900,3 +900,22 @@ fn archives_page_forwards_and_backwards_for_an_account_and_a_room() {
         outcome.report()
     );
 }
+
+#[test]
+fn a_client_that_loses_its_socket_resumes_its_session_with_nothing_lost_or_doubled() {
+    let outcome = alice_and_bob_run("resumption");
+    assert_eq!(
+        outcome.one("alice", "sm_enabled")["resume"],
+        true,
+        "{}",
+        outcome.report()
+    );
+    outcome.one("alice", "session_resumed");
+    assert_eq!(
+        outcome.bodies("alice"),
+        ["one", "two", "three", "four"],
+        "{}",
+        outcome.report()
+    );
+    assert_eq!(outcome.bodies("bob"), ["a1"], "{}", outcome.report());
+}

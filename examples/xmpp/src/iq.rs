@@ -104,7 +104,8 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
         ("enable" | "disable", carbons::NS, _) if own => carbons::iq(session, cx, el, payload),
         ("query", register::NS, _) if own => register::after_auth(session, cx, el, payload),
         ("query", archive::NS, _) if own => {
-            archive::query::answer(cx, el, payload, &archive::Archive::open(&session.bare())?, None)
+            let archive = archive::Archive::open(&session.bare())?;
+            archive::query::answer(cx, el, payload, &archive, None, crate::sm::send_budget(session))
         }
         ("prefs", archive::NS, _) if own => archive::prefs::iq(session, cx, el, payload),
         ("query", LAST, Some("get")) if !own => {

@@ -21,6 +21,12 @@ pub fn heard(cx: &mut Context) {
     cx.cancel_timer(DEAD);
 }
 
+/// The client is away (its session waits for it to resume): no pings.
+pub fn stop(cx: &mut Context) {
+    cx.cancel_timer(IDLE);
+    cx.cancel_timer(DEAD);
+}
+
 /// One of this module's timers fired.
 pub fn timer(session: &Session, cx: &mut Context, tag: &str) -> Result<(), String> {
     match tag {

@@ -38,6 +38,7 @@ mod register;
 mod roster;
 mod routing;
 mod sasl;
+mod sm;
 mod stanza;
 mod storage;
 mod stream;
@@ -85,6 +86,10 @@ pub struct Session {
     held: Vec<(String, String)>,
     /// XEP-0045: the rooms this session is in.
     rooms: Vec<muc::Joined>,
+    /// XEP-0198: stream management, once enabled.
+    sm: Option<sm::Managed>,
+    /// A `<resume/>` waiting for the session it names.
+    resuming: Option<sm::Resuming>,
 }
 
 impl Handler for Session {
@@ -103,9 +108,13 @@ impl Handler for Session {
         if self.user.is_none() {
             return stream::before_auth(self, cx, &el);
         }
+        if el.ns == sm::NS {
+            return sm::nonza(self, cx, &el);
+        }
         if self.resource.is_none() {
             return bind::before_bind(self, cx, &el);
         }
+        sm::handled(self, &el);
         stanza::from_client(self, cx, text, el)
     }
 
@@ -128,8 +137,23 @@ impl Handler for Session {
         }
     }
 
+    fn detached(&mut self, cx: &mut Context) -> Result<(), String> {
+        sm::detached(cx);
+        Ok(())
+    }
+
+    fn took_over(&mut self, cx: &mut Context, held: Option<Vec<u8>>) -> Result<(), String> {
+        sm::took_over(self, cx, held)
+    }
+
+    fn after(&mut self, cx: &mut Context) -> Result<(), String> {
+        sm::after(self, cx);
+        Ok(())
+    }
+
     fn closed(&mut self, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
         if self.resource.is_some() {
+            sm::closing(self, cx)?;
             presence::gone(self, cx)?;
             muc::leave_all(self, cx)?;
             carbons::forget(self);

@@ -69,8 +69,9 @@ fn features(session: &Session, cx: &Context) -> String {
     } else {
         features.push_str(&format!(
             "<bind xmlns='{BIND}'/><session xmlns='{SESSION}'><optional/></session>\
-             <csi xmlns='{}'/><c xmlns='{CAPS}' hash='sha-1' node='https://github.com/ej' ver='{}'/>",
+             <csi xmlns='{}'/>{}<c xmlns='{CAPS}' hash='sha-1' node='https://github.com/ej' ver='{}'/>",
             crate::stanza::CSI,
+            crate::sm::feature(),
             crate::iq::caps_ver()
         ));
     }

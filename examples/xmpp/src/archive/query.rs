@@ -31,12 +31,14 @@ enum View<'a> {
 /// Answers `query`, a `<query/>` in iq `el`, from `archive`. Results come
 /// `from` the room (or the account: no `from`); `with` is read as a bare
 /// JID for an account, as an occupant JID for a room.
+/// A page sends at most `budget` bytes of results.
 pub fn answer(
     cx: &mut Context,
     el: &Element,
     query: &Element,
     archive: &Archive,
     from: Option<&str>,
+    budget: usize,
 ) -> Result<(), String> {
     match el.attr("type") {
         Some("set") => {}
@@ -60,7 +62,7 @@ pub fn answer(
         }
         _ => return Ok(()),
     }
-    match page(cx, el, query, archive, from) {
+    match page(cx, el, query, archive, from, budget) {
         Ok(fin) => cx.send(result(el, Some(fin))),
         Err(condition) => stanza::refuse(cx, el, condition),
     }
@@ -74,6 +76,7 @@ fn page(
     query: &Element,
     archive: &Archive,
     from: Option<&str>,
+    budget: usize,
 ) -> Result<Element, Condition> {
     let fields = form(query)?;
     let field = |var: &str| {
@@ -137,7 +140,7 @@ fn page(
     let queryid = query.attr("queryid");
     let to = el.attr("from").unwrap_or_default();
     // The page is read from the end nearest its anchor (backwards from
-    // `before`) until `max` results or `SEND_BUDGET` of them: a page of
+    // `before`) until `max` results or `budget` bytes of them: a page of
     // large messages is shorter, never too large to send.
     let order: Box<dyn Iterator<Item = u64>> = if backwards {
         Box::new(span.clone().rev())
@@ -171,7 +174,7 @@ fn page(
                     .child(forwarded),
             )
             .to_xml();
-        if !results.is_empty() && bytes + result.len() > crate::SEND_BUDGET {
+        if !results.is_empty() && bytes + result.len() > budget {
             break;
         }
         bytes += result.len();

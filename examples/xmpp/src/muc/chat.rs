@@ -72,7 +72,7 @@ fn groupchat(
         return Ok(());
     }
     let occupants = room::occupants(room)?;
-    if text.len().saturating_mul(occupants.len()) > crate::SEND_BUDGET {
+    if text.len().saturating_mul(occupants.len()) > crate::sm::route_budget(session) {
         stanza::refuse(cx, el, Condition::ResourceConstraint);
         return Ok(());
     }

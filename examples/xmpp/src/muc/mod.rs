@@ -148,6 +148,7 @@ fn archive_query(
         query,
         &archive::Archive::open(&address.jid)?,
         Some(&address.jid),
+        crate::sm::send_budget(session),
     )
 }
 

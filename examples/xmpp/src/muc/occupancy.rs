@@ -136,7 +136,8 @@ fn join(
         .min(state.config.history);
     // Half the event's budget at most (the other half is for presences).
     let mut history = Archive::open(&address.jid)?.last(wanted.into())?;
-    while history.iter().map(|record| record.message.len()).sum::<usize>() > crate::SEND_BUDGET / 2 {
+    let budget = crate::sm::send_budget(session) / 2;
+    while history.iter().map(|record| record.message.len()).sum::<usize>() > budget {
         history.remove(0);
     }
     for record in history {
