@@ -2,8 +2,9 @@
 //! npm), against the real `ej` binary serving the XMPP handler
 //! (`examples/xmpp`) over TCP on 127.0.0.1: STARTTLS with the server's
 //! self-signed certificate for `localhost` (the only CA the client trusts),
-//! SASL, resource binding, chat, XEP-0199 ping, and roster management with
-//! its pushes; group chat (XEP-0045: a room made, an instant room, three
+//! SASL2 (XEP-0388) with Bind2 (XEP-0386), which the library prefers when
+//! offered, so every session here is bound to `TAG/PART` (the resource it
+//! asks for is its tag); chat, XEP-0199 ping, and roster management with its pushes; group chat (XEP-0045: a room made, an instant room, three
 //! occupants, a message with its XEP-0359 stanza-id, a kick) and message
 //! archives (XEP-0313) paged with XEP-0059 for an account and a room. The
 //! library has no plugin for either: the scripts build the stanzas with its
@@ -77,11 +78,30 @@ fn login(jid: &str, password: &str) -> Outcome {
     scenario(&server, "login", &account("--user", jid, password)).succeeded()
 }
 
+/// The full JID `client` reported at `session_start`, checked to be what
+/// Bind2 makes of the tag @xmpp/client sends (the resource it was asked
+/// for): `TAG/` and 24 hex digits.
+fn bound_jid(outcome: &Outcome, client: &str, asked: &str) -> String {
+    let session = outcome.one(client, "session_start");
+    assert_eq!(session["bind"], "bind2", "{}", outcome.report());
+    let jid = session["jid"].as_str().unwrap_or_default();
+    let part = jid.strip_prefix(&format!("{asked}/")).unwrap_or_default();
+    assert!(
+        part.len() == 24 && part.bytes().all(|byte| byte.is_ascii_hexdigit()),
+        "{jid} is not {asked}/PART\n{}",
+        outcome.report()
+    );
+    jid.to_owned()
+}
+
 #[test]
-fn alice_logs_in_over_starttls_with_scram_sha_1() {
+fn alice_logs_in_over_starttls_with_sasl2_scram_sha_1_and_bind2() {
     let outcome = login("alice@localhost/laptop", ALICE.1);
     let session = outcome.one("user", "session_start");
-    assert_eq!(session["jid"], "alice@localhost/laptop", "{}", outcome.report());
+    // XEP-0388 and XEP-0386: authenticated and bound in one exchange, the
+    // resource the tag and a part of the server's.
+    assert_eq!(session["sasl"], "sasl2", "{}", outcome.report());
+    bound_jid(&outcome, "user", "alice@localhost/laptop");
     // The harness has checked that the certificate was verified.
     let tls = session["tls"].as_str().unwrap_or_default();
     assert!(tls.starts_with("TLSv1."), "{}", outcome.report());
@@ -96,6 +116,7 @@ fn a_wrong_password_fails_with_not_authorized() {
     let failure = outcome.one("user", "failed_auth");
     assert_eq!(failure["condition"], "not-authorized", "{}", outcome.report());
     assert_eq!(failure["mechanism"], "SCRAM-SHA-1", "{}", outcome.report());
+    assert_eq!(failure["sasl"], "sasl2", "{}", outcome.report());
     assert!(outcome.all("session_start").is_empty(), "{}", outcome.report());
 }
 
@@ -149,8 +170,9 @@ fn adding_bob_to_the_roster_pushes_the_item_and_keeps_it() {
         "{}",
         outcome.report()
     );
+    let full = bound_jid(&outcome, "alice", "alice@localhost/laptop");
     assert!(
-        [Value::Null, json!("alice@localhost"), json!("alice@localhost/laptop")].contains(&push["to"]),
+        [Value::Null, json!("alice@localhost"), json!(full)].contains(&push["to"]),
         "{}",
         outcome.report()
     );
@@ -249,11 +271,12 @@ fn muc_three_users_make_a_room_talk_in_it_and_one_is_kicked() {
     // the room's stanza-id (XEP-0359 §3: `by` the room), the same for all;
     // her own copy keeps her id, by which clients know their echo.
     let mut stanza_ids = Vec::new();
-    for (client, full) in [
+    for (client, asked) in [
         ("alice", "alice@localhost/laptop"),
         ("bob", "bob@localhost/phone"),
         ("carol", "carol@localhost/tablet"),
     ] {
+        let full = bound_jid(&outcome, client, asked);
         let message = one_from(&outcome, client, "groupchat", &occupant("carol"), None);
         assert_eq!(message["body"], "hello, team", "{}", report());
         assert_eq!(message["to"], full, "{}", report());
@@ -321,7 +344,8 @@ fn archives_page_forwards_to_complete_and_back_from_the_end_for_an_account_and_a
     let ids = strings(&forward["ids"]);
     let distinct: std::collections::HashSet<&String> = ids.iter().collect();
     assert_eq!(distinct.len(), 200, "{}", report());
-    assert_eq!(forward["froms"], json!(["alice@localhost/laptop"]), "{}", report());
+    let alice = bound_jid(&outcome, "alice", "alice@localhost/laptop");
+    assert_eq!(forward["froms"], json!([alice]), "{}", report());
     // §4.2: the account's own archive answers, so no `from` (or its JID).
     let own = [Value::Null, json!("bob@localhost")];
     let result_froms = forward["result_froms"].as_array().cloned().unwrap_or_default();
