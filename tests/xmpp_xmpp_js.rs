@@ -4,7 +4,9 @@
 //! self-signed certificate for `localhost` (the only CA the client trusts),
 //! SASL2 (XEP-0388) with Bind2 (XEP-0386), which the library prefers when
 //! offered, so every session here is bound to `TAG/PART` (the resource it
-//! asks for is its tag); chat, XEP-0199 ping, and roster management with its pushes; group chat (XEP-0045: a room made, an instant room, three
+//! asks for is its tag); FAST tokens (XEP-0484): one obtained, used
+//! without the password, one forged and one expired refused; chat,
+//! XEP-0199 ping, and roster management with its pushes; group chat (XEP-0045: a room made, an instant room, three
 //! occupants, a message with its XEP-0359 stanza-id, a kick) and message
 //! archives (XEP-0313) paged with XEP-0059 for an account and a room. The
 //! library has no plugin for either: the scripts build the stanzas with its
@@ -117,6 +119,113 @@ fn a_wrong_password_fails_with_not_authorized() {
     assert_eq!(failure["condition"], "not-authorized", "{}", outcome.report());
     assert_eq!(failure["mechanism"], "SCRAM-SHA-1", "{}", outcome.report());
     assert_eq!(failure["sasl"], "sasl2", "{}", outcome.report());
+    assert!(outcome.all("session_start").is_empty(), "{}", outcome.report());
+}
+
+// FAST (XEP-0484)
+
+/// Runs `fast` for alice (at `laptop`, with `password`) and `extra`
+/// options against `server`.
+fn fast(server: &Server, password: &str, extra: &[&str]) -> Outcome {
+    let mut args = account("--user", "alice@localhost/laptop", password).to_vec();
+    args.extend(extra);
+    scenario(server, "fast", &args).succeeded()
+}
+
+/// Checks that `event`, one of `outcome`'s, has these text `fields`.
+fn has(outcome: &Outcome, event: &Value, fields: &[(&str, &str)]) {
+    for (name, expected) in fields {
+        assert_eq!(event[name], *expected, "{name}\n{}", outcome.report());
+    }
+}
+
+#[test]
+fn a_fast_token_logs_alice_in_again_without_her_password() {
+    let server = server_with(&[ALICE]);
+    let outcome = fast(&server, ALICE.1, &[]);
+    let report = || outcome.report();
+    // With her password (SCRAM-SHA-1 over SASL2), asking for a token:
+    // one for HT-SHA-256-NONE, valid for 14 days.
+    let first = outcome.one("user", "session_start");
+    has(&outcome, first, &[("mechanism", "SCRAM-SHA-1"), ("sasl", "sasl2")]);
+    let token = outcome.one("user", "token");
+    has(&outcome, token, &[("mechanism", "HT-SHA-256-NONE")]);
+    let days = token["days"].as_f64().unwrap_or_default();
+    assert!((13.9..=14.0).contains(&days), "{}", report());
+    // The same installation, with the token alone: one round trip, bound
+    // again to the same resource (the installation's).
+    let again = outcome.one("again", "session_start");
+    has(&outcome, again, &[("mechanism", "HT-SHA-256-NONE"), ("sasl", "sasl2")]);
+    assert_eq!(
+        bound_jid(&outcome, "again", "alice@localhost/laptop"),
+        bound_jid(&outcome, "user", "alice@localhost/laptop"),
+        "{}",
+        report()
+    );
+    assert!(outcome.all("sasl_failure").is_empty(), "{}", report());
+    // The server keeps it for her installation.
+    let agent = token["agent"].as_str().unwrap_or_default();
+    let stored = server.store(&["get", &format!("fast/alice/{agent}")]);
+    let secret = token["token"].as_str().unwrap_or("?");
+    assert!(stored.contains(secret), "{stored}\n{}", report());
+}
+
+#[test]
+fn a_forged_fast_token_is_refused_and_the_client_falls_back_to_its_password() {
+    let server = server_with(&[ALICE]);
+    let agent = "5b0e7d7e-3c55-4f0c-9a86-0d4a3f1c2b7e";
+    let outcome = fast(&server, ALICE.1, &["--agent", agent, "--token", "forged-token"]);
+    let failure = outcome.one("user", "sasl_failure");
+    has(
+        &outcome,
+        failure,
+        &[("mechanism", "HT-SHA-256-NONE"), ("condition", "not-authorized")],
+    );
+    // @xmpp/client drops the token and logs in with the password, asking
+    // for a new token.
+    let session = outcome.one("user", "session_start");
+    has(&outcome, session, &[("mechanism", "SCRAM-SHA-1")]);
+    bound_jid(&outcome, "user", "alice@localhost/laptop");
+    let token = outcome.one("user", "token");
+    has(&outcome, token, &[("mechanism", "HT-SHA-256-NONE")]);
+    assert_ne!(token["token"], "forged-token", "{}", outcome.report());
+}
+
+#[test]
+fn an_expired_fast_token_fails_with_credentials_expired() {
+    let server = server_with(&[ALICE]);
+    let issued = fast(&server, ALICE.1, &[]);
+    let token = issued.one("user", "token");
+    let (agent, secret) = (token["agent"].as_str().unwrap(), token["token"].as_str().unwrap());
+    // The server's record of the token, as if 14 days had passed.
+    let key = format!("fast/alice/{agent}");
+    let mut record: Value = serde_json::from_str(server.store(&["get", &key]).trim()).unwrap();
+    for slot in ["current", "new"] {
+        if let Some(token) = record[slot].as_object_mut() {
+            token.insert("expiry".to_owned(), json!(1));
+        }
+    }
+    server.store(&["put", &key, &record.to_string()]);
+    // With the token and a wrong password: the token has expired, and
+    // the password @xmpp/client falls back to fails too.
+    let outcome = fast(&server, "not-alice-password", &["--agent", agent, "--token", secret]);
+    let failures = outcome.of("user", "sasl_failure");
+    assert_eq!(failures.len(), 2, "{}", outcome.report());
+    has(
+        &outcome,
+        failures[0],
+        &[("mechanism", "HT-SHA-256-NONE"), ("condition", "credentials-expired")],
+    );
+    has(
+        &outcome,
+        failures[1],
+        &[("mechanism", "SCRAM-SHA-1"), ("condition", "not-authorized")],
+    );
+    has(
+        &outcome,
+        outcome.one("user", "failed_auth"),
+        &[("condition", "not-authorized")],
+    );
     assert!(outcome.all("session_start").is_empty(), "{}", outcome.report());
 }
 

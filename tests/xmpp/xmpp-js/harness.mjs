@@ -220,6 +220,21 @@ export function items(query) {
   );
 }
 
+/**
+ * Logs `xmpp` in (no presence) and out again; false if authentication
+ * failed (reported as `failed_auth`).
+ */
+export async function visit(xmpp) {
+  try {
+    await login(xmpp, false);
+  } catch (error) {
+    if (error instanceof AuthFailed) return false;
+    throw error;
+  }
+  await logout(xmpp);
+  return true;
+}
+
 /** Closes the stream and waits for the connection to end. */
 export async function logout(xmpp) {
   await xmpp.stop();

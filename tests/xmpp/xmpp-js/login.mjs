@@ -13,12 +13,7 @@ import * as harness from "./harness.mjs";
 
 harness.run(["user"], async (args) => {
   const user = harness.client(args, "user", args.user);
-  try {
-    await harness.login(user, false);
-  } catch (error) {
-    if (error instanceof harness.AuthFailed) return;
-    throw error;
+  if (await harness.visit(user)) {
+    harness.emit("disconnected", { client: "user" });
   }
-  await harness.logout(user);
-  harness.emit("disconnected", { client: "user" });
 });
