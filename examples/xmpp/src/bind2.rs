@@ -102,3 +102,33 @@ pub fn bound(session: &mut Session, cx: &mut Context, pending: Pending) {
     cx.send(reply.success(&session.full(), Some(Element::new("bound", NS))));
     cx.send(stream::features(session, cx));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(inside: &str) -> Result<Request, Refusal> {
+        Request::parse(&Element::parse(&format!("<bind xmlns='{NS}'>{inside}</bind>")).unwrap())
+    }
+
+    #[test]
+    fn reads_the_tag_and_the_session_features() {
+        let request = parse(&format!(
+            "<tag> Laptop </tag><enable xmlns='{}'/><inactive xmlns='{}'/>",
+            carbons::NS,
+            stanza::CSI
+        ))
+        .unwrap();
+        assert_eq!(request.tag.as_deref(), Some("Laptop"));
+        assert!(request.carbons && request.inactive);
+        let bare = parse("<tag></tag>").unwrap();
+        assert!(bare.tag.is_none() && !bare.carbons && !bare.inactive);
+    }
+
+    #[test]
+    fn refuses_a_tag_over_64_bytes() {
+        assert!(parse(&format!("<tag>{}</tag>", "x".repeat(MAX_TAG))).is_ok());
+        let refused = parse(&format!("<tag>{}</tag>", "x".repeat(MAX_TAG + 1))).err();
+        assert_eq!(refused.map(|(condition, _)| condition), Some("malformed-request"));
+    }
+}

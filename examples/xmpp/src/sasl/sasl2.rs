@@ -225,3 +225,54 @@ fn fail(session: &mut Session, cx: &mut Context, (condition, text): Refusal) {
     }
     super::fail(session, cx, failure.to_xml());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(inside: &str) -> Result<Request, Refusal> {
+        Request::parse(
+            &Element::parse(&format!(
+                "<authenticate xmlns='{NS}' mechanism='PLAIN'>{inside}</authenticate>"
+            ))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn takes_a_uuid_user_agent_in_lower_case_and_refuses_another_id() {
+        let request = parse("<user-agent id='D0C5E4B2-7F1A-4C3B-9E8D-2A1B3C4D5E6F'/>").unwrap();
+        assert_eq!(request.agent.as_deref(), Some("d0c5e4b2-7f1a-4c3b-9e8d-2a1b3c4d5e6f"));
+        for id in [
+            "laptop",
+            "d0c5e4b2-7f1a-4c3b-9e8d-2a1b3c4d5e6",
+            "d0c5e4b2/7f1a-4c3b-9e8d-2a1b3c4d5e6f",
+        ] {
+            let refused = parse(&format!("<user-agent id='{id}'/>")).err();
+            assert_eq!(
+                refused,
+                Some(("malformed-request", "the user-agent id is not a UUID")),
+                "{id}"
+            );
+        }
+        assert!(
+            parse("<user-agent><software>x</software></user-agent>")
+                .unwrap()
+                .agent
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_token_request_needs_the_fast_mechanism_and_a_user_agent_id() {
+        let agent = "<user-agent id='d0c5e4b2-7f1a-4c3b-9e8d-2a1b3c4d5e6f'/>";
+        let request = |mechanism: &str| format!("<request-token xmlns='{}' mechanism='{mechanism}'/>", fast::NS);
+        assert!(parse(&format!("{agent}{}", request(fast::MECHANISM))).is_ok());
+        assert_eq!(
+            parse(&request(fast::MECHANISM)).err().map(|(condition, _)| condition),
+            Some("malformed-request")
+        );
+        let other = parse(&format!("{agent}{}", request("HT-SHA-256-ENDP")));
+        assert_eq!(other.err().map(|(condition, _)| condition), Some("invalid-mechanism"));
+    }
+}
