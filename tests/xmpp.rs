@@ -1,6 +1,7 @@
 //! The XMPP handler at the protocol's edges, over raw TCP with a raw XML
 //! client: what the server refuses before authentication (another domain,
-//! stanzas, PLAIN in the clear, oversized stanzas, repeated failures), the
+//! stanzas, PLAIN in the clear, oversized stanzas, repeated failures),
+//! SASL2 with Bind2 and FAST tokens written out by hand, the
 //! stanza errors it answers with, the operator's account commands (which
 //! never log a password), in-band registration behind its switch, and a hot
 //! swap of the handler in the middle of a session. Real client libraries
@@ -208,6 +209,250 @@ fn scram_plus_binds_the_login_to_this_tls_channel() {
     );
     let answer = scram_plus(&mut client, "alice-password", &exporter);
     assert!(answer.contains("<success"), "{answer}");
+}
+
+// SASL2 (XEP-0388) with Bind2 (XEP-0386) and FAST (XEP-0484), by hand.
+
+const SASL2: &str = "urn:xmpp:sasl:2";
+/// A SASL2 user-agent: the client installation FAST tokens belong to.
+const AGENT: &str = "<user-agent id='d0c5e4b2-7f1a-4c3b-9e8d-2a1b3c4d5e6f'><software>ej tests</software></user-agent>";
+
+/// Sends a SASL2 `<authenticate/>` for `mechanism` with the initial
+/// response `data` and `more` inside; returns the server's answer, whole.
+fn authenticate(client: &mut Client, mechanism: &str, data: &[u8], more: &str) -> String {
+    client.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='{mechanism}'><initial-response>{}</initial-response>{more}</authenticate>",
+        BASE64.encode(data)
+    ));
+    sasl2_answer(client)
+}
+
+/// Authenticates alice with PLAIN over SASL2, with `more` inside; the
+/// server's answer, whole.
+fn plain_sasl2(client: &mut Client, more: &str) -> String {
+    authenticate(client, "PLAIN", b"\0alice\0alice-password", more)
+}
+
+/// Reads a SASL2 `<success/>`, `<failure/>` or `<challenge/>`, whole.
+fn sasl2_answer(client: &mut Client) -> String {
+    let mut answer = String::new();
+    while !["</success>", "</failure>", "</challenge>"]
+        .iter()
+        .any(|end| answer.ends_with(end))
+    {
+        answer.push_str(&client.read_until(">"));
+    }
+    answer
+}
+
+/// The SASL2 failure for `condition`, with `text` if there is one.
+fn sasl2_failure(condition: &str, text: Option<&str>) -> String {
+    let text = text.map(|text| format!("<text>{text}</text>")).unwrap_or_default();
+    format!("<failure xmlns='{SASL2}'><{condition} xmlns='{SASL}'/>{text}</failure>")
+}
+
+/// The text between `start` and `end` in `text`.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let rest = text.split_once(start).map_or("", |(_, rest)| rest);
+    rest.split_once(end).map_or("", |(inside, _)| inside)
+}
+
+#[test]
+fn sasl2_with_bind2_binds_and_enables_carbons_with_no_stream_restart() {
+    let server = server(&[]);
+    let (mut client, features) = encrypted(&server);
+    assert!(
+        features.contains(&format!("<authentication xmlns='{SASL2}'>")),
+        "{features}"
+    );
+    assert!(
+        features.contains("<bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:carbons:2'/>"),
+        "{features}"
+    );
+    assert!(
+        features.contains("<fast xmlns='urn:xmpp:fast:0'><mechanism>HT-SHA-256-NONE</mechanism></fast>"),
+        "{features}"
+    );
+    let bind = "<bind xmlns='urn:xmpp:bind:0'><tag>desk</tag><enable xmlns='urn:xmpp:carbons:2'/></bind>";
+    let answer = plain_sasl2(&mut client, &format!("{AGENT}{bind}"));
+    assert!(answer.starts_with(&format!("<success xmlns='{SASL2}'>")), "{answer}");
+    assert!(answer.contains("<bound xmlns='urn:xmpp:bind:0'/>"), "{answer}");
+    let jid = between(&answer, "<authorization-identifier>", "</authorization-identifier>");
+    let resource = jid.strip_prefix("alice@localhost/").unwrap_or_default();
+    assert!(resource.starts_with("desk/") && resource.len() == 29, "{answer}");
+    // The features of the bound stream follow at once: nothing to bind.
+    let features = client.read_until("</stream:features>");
+    assert!(features.starts_with("<stream:features>"), "{features}");
+    assert!(!features.contains("xmpp-bind"), "{features}");
+    // The session is bound as any other: it gets what is sent to it, and
+    // asked for carbons.
+    client.send(&format!(
+        "<message to='{jid}' type='chat' id='m1'><body>hi</body></message>"
+    ));
+    client.read_until("<body>hi</body></message>");
+    let carbons = server.store(&["list", "carbons/alice/"]);
+    assert!(carbons.contains(&format!("carbons/alice/{resource}")), "{carbons}");
+    // The same installation gets the same resource: its new session
+    // replaces the old one. This one enables stream management inline.
+    let (mut again, features) = encrypted(&server);
+    assert!(features.contains("<feature var='urn:xmpp:sm:3'/>"), "{features}");
+    let bind = bind.replace(
+        "</bind>",
+        "<enable xmlns='urn:xmpp:sm:3' resume='true' max='5'/></bind>",
+    );
+    let answer = plain_sasl2(&mut again, &format!("{AGENT}{bind}"));
+    assert!(
+        answer.contains(&format!(">{jid}</authorization-identifier>")),
+        "{answer}"
+    );
+    let enabled = between(&answer, "<bound xmlns='urn:xmpp:bind:0'>", "</bound>");
+    assert!(
+        enabled.starts_with("<enabled xmlns='urn:xmpp:sm:3' id='") && enabled.ends_with(" resume='true' max='5'/>"),
+        "{answer}"
+    );
+    ends_with_stream_error(&mut client, "conflict");
+}
+
+#[test]
+fn sasl2_without_bind2_leaves_rfc_6120_binding_to_the_same_stream() {
+    let server = server(&[]);
+    let (mut client, _) = encrypted(&server);
+    let answer = plain_sasl2(&mut client, "");
+    assert_eq!(
+        answer,
+        format!(
+            "<success xmlns='{SASL2}'><authorization-identifier>alice@localhost</authorization-identifier></success>"
+        )
+    );
+    let features = client.read_until("</stream:features>");
+    assert!(features.contains("urn:ietf:params:xml:ns:xmpp-bind"), "{features}");
+    client.send(
+        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>desk</resource></bind></iq>",
+    );
+    client.read_until("<jid>alice@localhost/desk</jid></bind></iq>");
+}
+
+#[test]
+fn sasl2_refuses_what_it_cannot_do_and_five_failures_close_the_stream() {
+    let server = server(&[]);
+    let (mut client, _) = encrypted(&server);
+    let password = b"\0alice\0alice-password";
+    // A mechanism not offered.
+    let answer = authenticate(&mut client, "NOPE", password, "");
+    assert_eq!(answer, sasl2_failure("invalid-mechanism", None));
+    // An initial response that is not base64.
+    client.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>not base64!</initial-response></authenticate>"
+    ));
+    assert_eq!(sasl2_answer(&mut client), sasl2_failure("incorrect-encoding", None));
+    // A Bind2 tag over 64 bytes: refused before the password is looked at.
+    let tag = "x".repeat(65);
+    let answer = authenticate(
+        &mut client,
+        "PLAIN",
+        password,
+        &format!("<bind xmlns='urn:xmpp:bind:0'><tag>{tag}</tag></bind>"),
+    );
+    let text = "the Bind2 tag is longer than 64 bytes";
+    assert_eq!(answer, sasl2_failure("malformed-request", Some(text)));
+    // A wrong password.
+    let answer = authenticate(&mut client, "PLAIN", b"\0alice\0not-alice-password", "");
+    assert_eq!(answer, sasl2_failure("not-authorized", None));
+    // A FAST token that was never issued: the fifth failure, the last.
+    let answer = authenticate(
+        &mut client,
+        "HT-SHA-256-NONE",
+        &[b"alice\0".as_slice(), &[7; 32]].concat(),
+        AGENT,
+    );
+    assert_eq!(answer, sasl2_failure("not-authorized", None));
+    ends_with_stream_error(&mut client, "policy-violation");
+}
+
+#[test]
+fn a_fast_token_authenticates_its_installation_in_one_round_trip() {
+    use hmac::{Hmac, Mac as _};
+    use sha2::Sha256;
+    let server = server(&[]);
+    let (mut client, _) = encrypted(&server);
+    let request = "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>";
+    let answer = plain_sasl2(&mut client, &format!("{AGENT}{request}"));
+    assert!(answer.contains("<token xmlns='urn:xmpp:fast:0' expiry='"), "{answer}");
+    let mut token = between(&answer, " token='", "'").to_owned();
+    assert!(token.len() >= 32, "{answer}");
+    // HT-SHA-256-NONE: HMAC-SHA-256 keyed with the token over "Initiator"
+    // from the client, over "Responder" from the server.
+    let proof = |token: &str, label: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).unwrap();
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    };
+    let fast = |token: &str, more: &str| {
+        let (mut client, _) = encrypted(&server);
+        let response = [b"alice\0".as_slice(), &proof(token, "Initiator")].concat();
+        authenticate(&mut client, "HT-SHA-256-NONE", &response, more)
+    };
+    let answer = fast(&token, &format!("{AGENT}<fast xmlns='urn:xmpp:fast:0'/>"));
+    assert_eq!(
+        answer,
+        format!(
+            "<success xmlns='{SASL2}'><additional-data>{}</additional-data>\
+             <authorization-identifier>alice@localhost</authorization-identifier></success>",
+            BASE64.encode(proof(&token, "Responder"))
+        )
+    );
+    // Another installation cannot use it.
+    let other = "<user-agent id='11111111-2222-4333-8444-555555555555'/><fast xmlns='urn:xmpp:fast:0'/>";
+    assert_eq!(fast(&token, other), sasl2_failure("not-authorized", None));
+    // Close to its expiry (as the store says), it is rotated: the success
+    // brings a successor, and the first use of that one ends the old one
+    // (which works until then, each use bringing a fresh successor).
+    let key = "fast/alice/d0c5e4b2-7f1a-4c3b-9e8d-2a1b3c4d5e6f";
+    let mut record: serde_json::Value = serde_json::from_str(server.store(&["get", key]).trim()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    record["current"]["expiry"] = serde_json::json!(now + 86_400);
+    server.store(&["put", key, &record.to_string()]);
+    let answer = fast(&token, AGENT);
+    assert!(answer.contains("<token xmlns='urn:xmpp:fast:0'"), "{answer}");
+    let old = std::mem::replace(&mut token, between(&answer, " token='", "'").to_owned());
+    let answer = fast(&token, AGENT);
+    assert!(answer.starts_with("<success") && !answer.contains("<token"), "{answer}");
+    assert_eq!(fast(&old, AGENT), sasl2_failure("not-authorized", None));
+    // Its installation may invalidate it, by using it once more.
+    let answer = fast(
+        &token,
+        &format!("{AGENT}<fast xmlns='urn:xmpp:fast:0' invalidate='true'/>"),
+    );
+    assert!(answer.starts_with(&format!("<success xmlns='{SASL2}'>")), "{answer}");
+    assert!(!answer.contains("<token"), "{answer}");
+    assert_eq!(fast(&token, AGENT), sasl2_failure("not-authorized", None));
+    // A new token stops working when the password changes.
+    let (mut client, _) = encrypted(&server);
+    let answer = plain_sasl2(&mut client, &format!("{AGENT}{request}"));
+    let token = between(&answer, " token='", "'").to_owned();
+    server.command(&["user", "password", "alice", "alice-new-password"]);
+    assert_eq!(fast(&token, AGENT), sasl2_failure("not-authorized", None));
+}
+
+#[test]
+fn an_account_keeps_fast_tokens_for_16_installations_at_most() {
+    let server = server(&[]);
+    let request = "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>";
+    let agent = |n: u32| format!("00000000-0000-4000-8000-{n:012}");
+    for n in 0..17 {
+        let (mut client, _) = encrypted(&server);
+        let more = format!("<user-agent id='{}'/>{request}", agent(n));
+        let answer = plain_sasl2(&mut client, &more);
+        assert!(answer.contains("<token xmlns='urn:xmpp:fast:0'"), "{answer}");
+    }
+    // The first installation's token went to make room for the 17th.
+    let kept = server.store(&["list", "fast/alice/"]);
+    assert_eq!(kept.lines().count(), 16, "{kept}");
+    assert!(!kept.contains(&agent(0)), "{kept}");
+    assert!(kept.contains(&agent(16)), "{kept}");
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //! npm), against the real `ej` binary serving the XMPP handler
 //! (`examples/xmpp`) over TCP on 127.0.0.1: STARTTLS with the server's
 //! self-signed certificate for `localhost` (the only CA the client trusts),
-//! SASL, resource binding, chat, XEP-0199 ping, and roster management with
-//! its pushes; group chat (XEP-0045: a room made, an instant room, three
+//! SASL2 (XEP-0388) with Bind2 (XEP-0386), which the library prefers when
+//! offered, so every session here is bound to `TAG/PART` (the resource it
+//! asks for is its tag); FAST tokens (XEP-0484): one obtained, used
+//! without the password, one forged and one expired refused; chat,
+//! XEP-0199 ping, and roster management with its pushes; group chat (XEP-0045: a room made, an instant room, three
 //! occupants, a message with its XEP-0359 stanza-id, a kick) and message
 //! archives (XEP-0313) paged with XEP-0059 for an account and a room. The
 //! library has no plugin for either: the scripts build the stanzas with its
@@ -77,11 +80,30 @@ fn login(jid: &str, password: &str) -> Outcome {
     scenario(&server, "login", &account("--user", jid, password)).succeeded()
 }
 
+/// The full JID `client` reported at `session_start`, checked to be what
+/// Bind2 makes of the tag @xmpp/client sends (the resource it was asked
+/// for): `TAG/` and 24 hex digits.
+fn bound_jid(outcome: &Outcome, client: &str, asked: &str) -> String {
+    let session = outcome.one(client, "session_start");
+    assert_eq!(session["bind"], "bind2", "{}", outcome.report());
+    let jid = session["jid"].as_str().unwrap_or_default();
+    let part = jid.strip_prefix(&format!("{asked}/")).unwrap_or_default();
+    assert!(
+        part.len() == 24 && part.bytes().all(|byte| byte.is_ascii_hexdigit()),
+        "{jid} is not {asked}/PART\n{}",
+        outcome.report()
+    );
+    jid.to_owned()
+}
+
 #[test]
-fn alice_logs_in_over_starttls_with_scram_sha_1() {
+fn alice_logs_in_over_starttls_with_sasl2_scram_sha_1_and_bind2() {
     let outcome = login("alice@localhost/laptop", ALICE.1);
     let session = outcome.one("user", "session_start");
-    assert_eq!(session["jid"], "alice@localhost/laptop", "{}", outcome.report());
+    // XEP-0388 and XEP-0386: authenticated and bound in one exchange, the
+    // resource the tag and a part of the server's.
+    assert_eq!(session["sasl"], "sasl2", "{}", outcome.report());
+    bound_jid(&outcome, "user", "alice@localhost/laptop");
     // The harness has checked that the certificate was verified.
     let tls = session["tls"].as_str().unwrap_or_default();
     assert!(tls.starts_with("TLSv1."), "{}", outcome.report());
@@ -96,6 +118,114 @@ fn a_wrong_password_fails_with_not_authorized() {
     let failure = outcome.one("user", "failed_auth");
     assert_eq!(failure["condition"], "not-authorized", "{}", outcome.report());
     assert_eq!(failure["mechanism"], "SCRAM-SHA-1", "{}", outcome.report());
+    assert_eq!(failure["sasl"], "sasl2", "{}", outcome.report());
+    assert!(outcome.all("session_start").is_empty(), "{}", outcome.report());
+}
+
+// FAST (XEP-0484)
+
+/// Runs `fast` for alice (at `laptop`, with `password`) and `extra`
+/// options against `server`.
+fn fast(server: &Server, password: &str, extra: &[&str]) -> Outcome {
+    let mut args = account("--user", "alice@localhost/laptop", password).to_vec();
+    args.extend(extra);
+    scenario(server, "fast", &args).succeeded()
+}
+
+/// Checks that `event`, one of `outcome`'s, has these text `fields`.
+fn has(outcome: &Outcome, event: &Value, fields: &[(&str, &str)]) {
+    for (name, expected) in fields {
+        assert_eq!(event[name], *expected, "{name}\n{}", outcome.report());
+    }
+}
+
+#[test]
+fn a_fast_token_logs_alice_in_again_without_her_password() {
+    let server = server_with(&[ALICE]);
+    let outcome = fast(&server, ALICE.1, &[]);
+    let report = || outcome.report();
+    // With her password (SCRAM-SHA-1 over SASL2), asking for a token:
+    // one for HT-SHA-256-NONE, valid for 14 days.
+    let first = outcome.one("user", "session_start");
+    has(&outcome, first, &[("mechanism", "SCRAM-SHA-1"), ("sasl", "sasl2")]);
+    let token = outcome.one("user", "token");
+    has(&outcome, token, &[("mechanism", "HT-SHA-256-NONE")]);
+    let days = token["days"].as_f64().unwrap_or_default();
+    assert!((13.9..=14.0).contains(&days), "{}", report());
+    // The same installation, with the token alone: one round trip, bound
+    // again to the same resource (the installation's).
+    let again = outcome.one("again", "session_start");
+    has(&outcome, again, &[("mechanism", "HT-SHA-256-NONE"), ("sasl", "sasl2")]);
+    assert_eq!(
+        bound_jid(&outcome, "again", "alice@localhost/laptop"),
+        bound_jid(&outcome, "user", "alice@localhost/laptop"),
+        "{}",
+        report()
+    );
+    assert!(outcome.all("sasl_failure").is_empty(), "{}", report());
+    // The server keeps it for her installation.
+    let agent = token["agent"].as_str().unwrap_or_default();
+    let stored = server.store(&["get", &format!("fast/alice/{agent}")]);
+    let secret = token["token"].as_str().unwrap_or("?");
+    assert!(stored.contains(secret), "{stored}\n{}", report());
+}
+
+#[test]
+fn a_forged_fast_token_is_refused_and_the_client_falls_back_to_its_password() {
+    let server = server_with(&[ALICE]);
+    let agent = "5b0e7d7e-3c55-4f0c-9a86-0d4a3f1c2b7e";
+    let outcome = fast(&server, ALICE.1, &["--agent", agent, "--token", "forged-token"]);
+    let failure = outcome.one("user", "sasl_failure");
+    has(
+        &outcome,
+        failure,
+        &[("mechanism", "HT-SHA-256-NONE"), ("condition", "not-authorized")],
+    );
+    // @xmpp/client drops the token and logs in with the password, asking
+    // for a new token.
+    let session = outcome.one("user", "session_start");
+    has(&outcome, session, &[("mechanism", "SCRAM-SHA-1")]);
+    bound_jid(&outcome, "user", "alice@localhost/laptop");
+    let token = outcome.one("user", "token");
+    has(&outcome, token, &[("mechanism", "HT-SHA-256-NONE")]);
+    assert_ne!(token["token"], "forged-token", "{}", outcome.report());
+}
+
+#[test]
+fn an_expired_fast_token_fails_with_credentials_expired() {
+    let server = server_with(&[ALICE]);
+    let issued = fast(&server, ALICE.1, &[]);
+    let token = issued.one("user", "token");
+    let (agent, secret) = (token["agent"].as_str().unwrap(), token["token"].as_str().unwrap());
+    // The server's record of the token, as if 14 days had passed.
+    let key = format!("fast/alice/{agent}");
+    let mut record: Value = serde_json::from_str(server.store(&["get", &key]).trim()).unwrap();
+    for slot in ["current", "new"] {
+        if let Some(token) = record[slot].as_object_mut() {
+            token.insert("expiry".to_owned(), json!(1));
+        }
+    }
+    server.store(&["put", &key, &record.to_string()]);
+    // With the token and a wrong password: the token has expired, and
+    // the password @xmpp/client falls back to fails too.
+    let outcome = fast(&server, "not-alice-password", &["--agent", agent, "--token", secret]);
+    let failures = outcome.of("user", "sasl_failure");
+    assert_eq!(failures.len(), 2, "{}", outcome.report());
+    has(
+        &outcome,
+        failures[0],
+        &[("mechanism", "HT-SHA-256-NONE"), ("condition", "credentials-expired")],
+    );
+    has(
+        &outcome,
+        failures[1],
+        &[("mechanism", "SCRAM-SHA-1"), ("condition", "not-authorized")],
+    );
+    has(
+        &outcome,
+        outcome.one("user", "failed_auth"),
+        &[("condition", "not-authorized")],
+    );
     assert!(outcome.all("session_start").is_empty(), "{}", outcome.report());
 }
 
@@ -149,8 +279,9 @@ fn adding_bob_to_the_roster_pushes_the_item_and_keeps_it() {
         "{}",
         outcome.report()
     );
+    let full = bound_jid(&outcome, "alice", "alice@localhost/laptop");
     assert!(
-        [Value::Null, json!("alice@localhost"), json!("alice@localhost/laptop")].contains(&push["to"]),
+        [Value::Null, json!("alice@localhost"), json!(full)].contains(&push["to"]),
         "{}",
         outcome.report()
     );
@@ -249,11 +380,12 @@ fn muc_three_users_make_a_room_talk_in_it_and_one_is_kicked() {
     // the room's stanza-id (XEP-0359 §3: `by` the room), the same for all;
     // her own copy keeps her id, by which clients know their echo.
     let mut stanza_ids = Vec::new();
-    for (client, full) in [
+    for (client, asked) in [
         ("alice", "alice@localhost/laptop"),
         ("bob", "bob@localhost/phone"),
         ("carol", "carol@localhost/tablet"),
     ] {
+        let full = bound_jid(&outcome, client, asked);
         let message = one_from(&outcome, client, "groupchat", &occupant("carol"), None);
         assert_eq!(message["body"], "hello, team", "{}", report());
         assert_eq!(message["to"], full, "{}", report());
@@ -321,7 +453,8 @@ fn archives_page_forwards_to_complete_and_back_from_the_end_for_an_account_and_a
     let ids = strings(&forward["ids"]);
     let distinct: std::collections::HashSet<&String> = ids.iter().collect();
     assert_eq!(distinct.len(), 200, "{}", report());
-    assert_eq!(forward["froms"], json!(["alice@localhost/laptop"]), "{}", report());
+    let alice = bound_jid(&outcome, "alice", "alice@localhost/laptop");
+    assert_eq!(forward["froms"], json!([alice]), "{}", report());
     // §4.2: the account's own archive answers, so no `from` (or its JID).
     let own = [Value::Null, json!("bob@localhost")];
     let result_froms = forward["result_froms"].as_array().cloned().unwrap_or_default();

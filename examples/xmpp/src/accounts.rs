@@ -76,8 +76,15 @@ impl Account {
         };
         let salted = Hash::Sha256.salted_password(password.as_bytes(), &salt, self.iterations);
         let (candidate, _) = Hash::Sha256.keys(&salted);
-        candidate.len() == stored.len() && candidate.iter().zip(&stored).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+        crate::sasl::same(&candidate, &stored)
     }
+}
+
+/// Gives `user` new credentials for `password`; the FAST tokens its
+/// clients hold stop working.
+pub fn set_password(user: &str, password: &str) -> Result<(), String> {
+    crate::sasl::forget_tokens(user);
+    store::put_json(&keys::account(user), &Account::new(password))
 }
 
 /// Removes an account and everything kept for it.
@@ -88,6 +95,7 @@ pub fn remove(user: &str) {
         keys::offlines(user),
         keys::private(user, ""),
         keys::carbon_copies(user),
+        keys::fast_tokens(user),
     ];
     for prefix in prefixes {
         for (key, _) in store::scan(&prefix, 10_000) {
@@ -124,7 +132,7 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
             match (*verb, exists) {
                 ("add", true) => return Err(format!("{user}@{domain} exists (use `user password`)")),
                 ("password", false) => return Err(format!("no user {user}@{domain}")),
-                _ => store::put_json(&keys::account(&user), &Account::new(password))?,
+                _ => set_password(&user, password)?,
             }
             if *verb == "add" {
                 format!("added {user}@{domain}")

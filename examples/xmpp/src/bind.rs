@@ -1,8 +1,9 @@
-//! Resource binding (RFC 6120 §7). A session holds the registry address of
-//! its full JID; a client asking for a resource another session of the
-//! same account holds takes it over: the older session is told to close
-//! with a `<conflict/>` stream error, and the bind is tried again until the
-//! address is free (a few tries, `RETRY_MS` apart).
+//! Resource binding (RFC 6120 §7, and for Bind2, XEP-0386, inside SASL2).
+//! A session holds the registry address of its full JID; a client asking
+//! for a resource another session of the same account holds takes it over:
+//! the older session is told to close with a `<conflict/>` stream error,
+//! and the bind is tried again until the address is free (a few tries,
+//! `RETRY_MS` apart).
 
 use ej_guest::{Context, registry};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::stanza::{self, Condition};
 use crate::stream::{self, BIND};
 use crate::xml::Element;
-use crate::{Session, keys, routing};
+use crate::{Session, bind2, keys, routing};
 
 /// The timer tag of a bind waiting for its resource.
 pub const RETRY: &str = "bind";
@@ -25,6 +26,9 @@ pub struct Waiting {
     id: Option<String>,
     resource: String,
     tries: u8,
+    /// The SASL2 success to send once bound, for a Bind2 request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bind2: Option<bind2::Pending>,
 }
 
 /// A stanza after authentication and before binding: only the bind iq.
@@ -52,6 +56,7 @@ pub fn before_bind(session: &mut Session, cx: &mut Context, el: &Element) -> Res
                     id: Some(id),
                     resource,
                     tries: 0,
+                    bind2: None,
                 },
             );
         }
@@ -59,6 +64,18 @@ pub fn before_bind(session: &mut Session, cx: &mut Context, el: &Element) -> Res
         _ => stream::error(cx, "not-authorized", "bind a resource first"),
     }
     Ok(())
+}
+
+/// Binds `resource` for a Bind2 request (XEP-0386); its SASL2 success
+/// goes out once the resource is bound.
+pub fn inline(session: &mut Session, cx: &mut Context, resource: String, pending: bind2::Pending) {
+    let waiting = Waiting {
+        id: None,
+        resource,
+        tries: 0,
+        bind2: Some(pending),
+    };
+    try_bind(session, cx, waiting);
 }
 
 /// Binds the resource if it is free; else asks its holder to leave and
@@ -99,6 +116,9 @@ fn try_bind(session: &mut Session, cx: &mut Context, mut waiting: Waiting) {
                 .to_xml(),
         );
     }
+    if let Some(pending) = waiting.bind2 {
+        bind2::bound(session, cx, pending);
+    }
 }
 
 /// The timer of a waiting bind.
@@ -122,6 +142,7 @@ pub fn refused(session: &mut Session, cx: &mut Context, address: &str) -> Result
             id: None,
             resource,
             tries: 1,
+            bind2: None,
         });
         cx.set_timer(RETRY, RETRY_MS);
     } else {

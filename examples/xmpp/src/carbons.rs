@@ -16,13 +16,9 @@ const HINTS: &str = "urn:xmpp:hints";
 
 /// `<enable/>` or `<disable/>` from the session.
 pub fn iq(session: &Session, cx: &mut Context, el: &Element, payload: &Element) -> Result<(), String> {
-    let key = keys::carbons(
-        session.user.as_deref().unwrap_or_default(),
-        session.resource.as_deref().unwrap_or_default(),
-    );
     match (payload.name.as_str(), el.attr("type")) {
-        ("enable", Some("set")) => store::put(&key, b"1"),
-        ("disable", Some("set")) => store::delete(&key),
+        ("enable", Some("set")) => enable(session),
+        ("disable", Some("set")) => store::delete(&key(session)),
         _ => {
             stanza::refuse(cx, el, Condition::BadRequest);
             return Ok(());
@@ -30,6 +26,19 @@ pub fn iq(session: &Session, cx: &mut Context, el: &Element, payload: &Element) 
     }
     cx.send(result(el, None));
     Ok(())
+}
+
+/// The session wants copies (its `<enable/>`, or Bind2's).
+pub fn enable(session: &Session) {
+    store::put(&key(session), b"1");
+}
+
+/// The session's entry among those that want copies.
+fn key(session: &Session) -> String {
+    keys::carbons(
+        session.user.as_deref().unwrap_or_default(),
+        session.resource.as_deref().unwrap_or_default(),
+    )
 }
 
 /// The session no longer wants copies (it is ending).

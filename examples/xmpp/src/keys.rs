@@ -85,6 +85,17 @@ pub fn carbon_copies(user: &str) -> String {
     format!("carbons/{user}/")
 }
 
+/// The FAST tokens (XEP-0484) of one client installation of `user`, by
+/// its SASL2 user-agent id (`sasl::fast`).
+pub fn fast_token(user: &str, agent: &str) -> String {
+    format!("fast/{user}/{agent}")
+}
+
+/// Every client installation of `user` holding FAST tokens.
+pub fn fast_tokens(user: &str) -> String {
+    format!("fast/{user}/")
+}
+
 /// A group chat room (`muc::room::Room`), by its normalised local part.
 pub fn room(room: &str) -> String {
     format!("muc/room/{room}")

@@ -18,7 +18,8 @@
 //!   a user's sessions, and a route to one delivers a stanza to it.
 //!
 //! The modules follow the protocol: [`stream`] (negotiation and errors),
-//! [`sasl`], [`archive`] (message archives), [`bind`], [`roster`], [`presence`], [`message`], [`iq`]
+//! [`sasl`] (with SASL2 and FAST), [`archive`] (message archives), [`bind`]
+//! and [`bind2`], [`roster`], [`presence`], [`message`], [`iq`]
 //! (what the server answers itself), [`muc`] (group chat), [`routing`]
 //! (addresses and delivery), [`accounts`] (credentials and the operator's
 //! commands).
@@ -26,6 +27,7 @@
 mod accounts;
 mod archive;
 mod bind;
+mod bind2;
 mod blocking;
 mod carbons;
 mod iq;

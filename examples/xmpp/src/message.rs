@@ -96,10 +96,12 @@ fn to_bare(cx: &mut Context, bare: &str, stamped: &str, kind: Option<&str>) -> R
     let Some(user) = local_user(bare) else {
         return Ok(());
     };
-    let available: Vec<(String, Resource)> = store::scan(&keys::resources(&user), 64)
+    let prefix = keys::resources(&user);
+    let available: Vec<(String, Resource)> = store::scan(&prefix, 64)
         .into_iter()
         .filter_map(|(key, value)| {
-            let resource = key.rsplit('/').next()?.to_owned();
+            // A resource may hold '/' (Bind2 makes `TAG/PART`).
+            let resource = key.strip_prefix(&prefix)?.to_owned();
             let record: Resource = serde_json::from_slice(&value).ok()?;
             (record.priority >= 0 && routing::is_bound(bare, &resource)).then_some((resource, record))
         })

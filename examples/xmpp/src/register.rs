@@ -88,7 +88,7 @@ pub fn after_auth(session: &Session, cx: &mut Context, el: &Element, query: &Ele
         }
         Some("set") => match query.child_text("password", NS).filter(|password| !password.is_empty()) {
             Some(password) => {
-                store::put_json(&keys::account(&user), &Account::new(&password))?;
+                crate::accounts::set_password(&user, &password)?;
                 cx.send(result(el, None));
             }
             None => stanza::refuse(cx, el, Condition::BadRequest),

@@ -76,7 +76,10 @@ fn token(bare: &str, id: &str) -> String {
 /// An element in the stream management namespace, after authentication.
 pub fn nonza(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(), String> {
     match el.name.as_str() {
-        "enable" if session.resource.is_some() && session.sm.is_none() => enable(session, cx, el),
+        "enable" if session.resource.is_some() && session.sm.is_none() => {
+            let enabled = enable(session, cx, Enable::parse(el));
+            cx.send(enabled.to_xml());
+        }
         "resume" if session.resource.is_none() && session.resuming.is_none() => resume(session, cx, el),
         "enable" | "resume" => failed(cx, "unexpected-request"),
         "r" => match &session.sm {
@@ -96,12 +99,30 @@ fn failed(cx: &mut Context, condition: &str) {
     ));
 }
 
-fn enable(session: &mut Session, cx: &mut Context, el: &Element) {
+/// What an `<enable/>` asks for.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Enable {
+    resume: bool,
+    /// The longest the client wants its session kept, in seconds.
+    max: Option<u32>,
+}
+
+impl Enable {
+    pub fn parse(el: &Element) -> Self {
+        Self {
+            resume: matches!(el.attr("resume"), Some("true" | "1")),
+            max: el.attr("max").and_then(|max| max.parse().ok()),
+        }
+    }
+}
+
+/// Enables stream management on a bound session; returns the `<enabled/>`
+/// that says so (on its own, or inside Bind2's `<bound/>`).
+pub fn enable(session: &mut Session, cx: &mut Context, enable: Enable) -> Element {
     let mut managed = Managed::default();
     let mut enabled = Element::new("enabled", NS);
-    if matches!(el.attr("resume"), Some("true" | "1")) {
-        let asked = el.attr("max").and_then(|max| max.parse().ok()).unwrap_or(u32::MAX);
-        let seconds = asked.clamp(1, MAX_RESUME_SECONDS);
+    if enable.resume {
+        let seconds = enable.max.unwrap_or(u32::MAX).clamp(1, MAX_RESUME_SECONDS);
         let id = stream::random_id();
         cx.hold(token(&session.bare(), &id), seconds * 1000);
         enabled = enabled
@@ -110,8 +131,8 @@ fn enable(session: &mut Session, cx: &mut Context, el: &Element) {
             .with("max", seconds.to_string());
         managed.id = Some(id);
     }
-    cx.send(enabled.to_xml());
     session.sm = Some(managed);
+    enabled
 }
 
 fn resume(session: &mut Session, cx: &mut Context, el: &Element) {

@@ -42,6 +42,11 @@ pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: Elem
             }
             Ok(())
         }
+        // XEP-0388: authenticating again is a stream error.
+        (_, crate::sasl::sasl2::NS) => {
+            crate::stream::error(cx, "policy-violation", "already authenticated");
+            Ok(())
+        }
         // Nonzas the server does not offer (stream management, …) are
         // ignored, as the client was never told they would work.
         _ => Ok(()),

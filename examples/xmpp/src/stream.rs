@@ -1,7 +1,7 @@
 //! Stream negotiation (RFC 6120 §4–§6): the server's stream header with a
-//! fresh id, the features offered at each stage (STARTTLS, then SASL, then
-//! resource binding), STARTTLS itself through the host's `start-tls`, and
-//! stream errors.
+//! fresh id, the features offered at each stage (STARTTLS, then SASL or
+//! SASL2, then resource binding unless Bind2 did it), STARTTLS itself
+//! through the host's `start-tls`, and stream errors.
 
 use ej_guest::Context;
 
@@ -56,7 +56,7 @@ pub fn open(session: &mut Session, cx: &mut Context, header: &str) -> Result<(),
 }
 
 /// What the client may do next.
-fn features(session: &Session, cx: &Context) -> String {
+pub fn features(session: &Session, cx: &Context) -> String {
     let mut features = String::from("<stream:features>");
     if session.user.is_none() {
         if cx.conn().tls.is_none() {
@@ -67,9 +67,14 @@ fn features(session: &Session, cx: &Context) -> String {
             features.push_str(crate::register::FEATURE);
         }
     } else {
+        // After SASL2 with Bind2 the resource is bound already.
+        if session.resource.is_none() {
+            features.push_str(&format!(
+                "<bind xmlns='{BIND}'/><session xmlns='{SESSION}'><optional/></session>"
+            ));
+        }
         features.push_str(&format!(
-            "<bind xmlns='{BIND}'/><session xmlns='{SESSION}'><optional/></session>\
-             <csi xmlns='{}'/>{}<c xmlns='{CAPS}' hash='sha-1' node='https://github.com/ej' ver='{}'/>",
+            "<csi xmlns='{}'/>{}<c xmlns='{CAPS}' hash='sha-1' node='https://github.com/ej' ver='{}'/>",
             crate::stanza::CSI,
             crate::sm::feature(),
             crate::iq::caps_ver()
@@ -87,6 +92,7 @@ pub fn before_auth(session: &mut Session, cx: &mut Context, el: &Element) -> Res
             cx.start_tls();
         }
         (_, sasl::NS) => sasl::step(session, cx, el)?,
+        (_, sasl::sasl2::NS) => sasl::sasl2::step(session, cx, el)?,
         ("iq", crate::xml::CLIENT) => match el.get("query", crate::register::NS) {
             Some(query) => crate::register::before_auth(session, cx, el, query)?,
             None => crate::stanza::refuse(cx, el, crate::stanza::Condition::NotAuthorized),

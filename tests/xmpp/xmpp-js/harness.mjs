@@ -31,6 +31,8 @@ import { pathToFileURL } from "node:url";
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_SASL2 = "urn:xmpp:sasl:2";
+const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_BIND2 = "urn:xmpp:bind:0";
 
 /** The scenario could not go on; the message says why. */
 export class ScenarioFailed extends Error {}
@@ -54,15 +56,18 @@ function log(name, ...parts) {
   process.stderr.write(`${new Date().toISOString()} ${name} ${parts.join(" ")}\n`);
 }
 
-/** The options (see above), with `accounts[i]` as `[JID, PASSWORD]`. */
-function options(argv, accounts) {
+/**
+ * The options (see above), with `accounts[i]` as `[JID, PASSWORD]`, and
+ * the scenario's own optional ones, `extra`, one value each.
+ */
+function options(argv, accounts, extra) {
   const args = { timeout: 20 };
   for (let at = 0; at < argv.length; ) {
     const name = argv[at].replace(/^--/, "");
     if (accounts.includes(name)) {
       args[name] = argv.slice(at + 1, at + 3);
       at += 3;
-    } else if (["host", "port", "timeout", "modules"].includes(name)) {
+    } else if (["host", "port", "timeout", "modules", ...extra].includes(name)) {
       args[name] = argv[at + 1];
       at += 2;
     } else {
@@ -91,11 +96,18 @@ async function load(modules) {
 }
 
 /**
- * A client for `account` (`[JID, PASSWORD]`), not connected yet, logging as
- * `name`. Its `scenario.mechanism` is the SASL mechanism it chose, once it
- * has sent its `<auth/>`.
+ * A client for `account` (`[JID, PASSWORD]`; without a password it can
+ * only use a FAST token), not connected yet, logging as `name`, with more
+ * @xmpp/client `options` if given (such as its SASL2 `userAgent`). Its
+ * `scenario` notes how it authenticated, as the XML shows it:
+ * `mechanism` (the SASL mechanism of its last `<auth/>` or
+ * `<authenticate/>`), `sasl` (`sasl` for RFC 6120 SASL, `sasl2` for
+ * XEP-0388) and `bind` (`bind2` if a SASL2 success said `<bound/>`,
+ * `rfc6120` if it sent a bind iq). Each SASL failure it receives is
+ * reported as `sasl_failure` (with the profile, mechanism, condition and
+ * text).
  */
-export function client(args, name, [address, password]) {
+export function client(args, name, [address, password], options = {}) {
   const { local, domain, resource } = jid(address);
   const xmpp = library.client({
     service: `xmpp://${args.host}:${args.port}`,
@@ -103,17 +115,36 @@ export function client(args, name, [address, password]) {
     username: local,
     password,
     resource: resource || undefined,
+    ...options,
   });
   // A lost connection ends the scenario: no reconnecting.
   xmpp.reconnect.stop();
-  xmpp.scenario = { name, mechanism: null };
+  xmpp.scenario = { name, mechanism: null, sasl: null, bind: null };
   xmpp.on("send", (element) => {
     log(name, "SEND:", element.toString());
     if (element.is("auth", NS_SASL) || element.is("authenticate", NS_SASL2)) {
       xmpp.scenario.mechanism = element.attrs.mechanism;
+      xmpp.scenario.sasl = element.is("auth", NS_SASL) ? "sasl" : "sasl2";
+    }
+    if (element.is("iq") && element.getChild("bind", NS_BIND)) {
+      xmpp.scenario.bind = "rfc6120";
     }
   });
-  xmpp.on("element", (element) => log(name, "RECV:", element.toString()));
+  xmpp.on("element", (element) => {
+    log(name, "RECV:", element.toString());
+    if (element.is("success", NS_SASL2) && element.getChild("bound", NS_BIND2)) {
+      xmpp.scenario.bind = "bind2";
+    }
+    if (element.is("failure", NS_SASL) || element.is("failure", NS_SASL2)) {
+      emit("sasl_failure", {
+        client: name,
+        sasl: xmpp.scenario.sasl,
+        mechanism: xmpp.scenario.mechanism,
+        condition: element.getChildElements()[0]?.name ?? null,
+        text: element.getChildText("text") ?? null,
+      });
+    }
+  });
   xmpp.on("status", (status, value) => {
     if (status === "open") {
       // The server's stream header.
@@ -131,7 +162,8 @@ export function client(args, name, [address, password]) {
 /**
  * Connects `xmpp`, waits for its session (STARTTLS, SASL, binding), checks
  * that it is encrypted with a verified certificate, and reports it as
- * `session_start` (with the bound JID, the SASL mechanism, the TLS version).
+ * `session_start` (with the bound JID, the SASL mechanism, how it
+ * authenticated and bound as `scenario` notes it, the TLS version).
  * With `presence`, then sends initial presence and fetches the roster (a
  * round trip, so the server has seen the presence when this returns).
  * Raises AuthFailed if authentication fails (after reporting `failed_auth`
@@ -143,7 +175,8 @@ export async function login(xmpp, presence = true) {
     await xmpp.start();
   } catch (error) {
     if (error?.name === "SASLError") {
-      emit("failed_auth", { client: name, condition: error.condition, mechanism: xmpp.scenario.mechanism });
+      const { mechanism, sasl } = xmpp.scenario;
+      emit("failed_auth", { client: name, condition: error.condition, mechanism, sasl });
       await close(xmpp);
       throw new AuthFailed(`${name}: authentication failed (${error.condition})`);
     }
@@ -161,6 +194,8 @@ export async function login(xmpp, presence = true) {
     client: name,
     jid: xmpp.jid.toString(),
     mechanism: xmpp.scenario.mechanism,
+    sasl: xmpp.scenario.sasl,
+    bind: xmpp.scenario.bind,
     tls: socket.getProtocol(),
   });
   if (presence) {
@@ -183,6 +218,21 @@ export function items(query) {
       { subscription: attrs.subscription ?? null, ask: attrs.ask ?? null, name: attrs.name ?? null },
     ]),
   );
+}
+
+/**
+ * Logs `xmpp` in (no presence) and out again; false if authentication
+ * failed (reported as `failed_auth`).
+ */
+export async function visit(xmpp) {
+  try {
+    await login(xmpp, false);
+  } catch (error) {
+    if (error instanceof AuthFailed) return false;
+    throw error;
+  }
+  await logout(xmpp);
+  return true;
 }
 
 /** Closes the stream and waits for the connection to end. */
@@ -225,15 +275,16 @@ export function inbox(xmpp) {
 }
 
 /**
- * Runs `scenario(args)` with the options for `accounts` and the timeout;
- * exits 0 when it completes, 1 when it fails (reported as `error`), 2 when
- * it times out (reported as `timeout`).
+ * Runs `scenario(args)` with the options for `accounts` (and the optional
+ * `extra` ones) and the timeout; exits 0 when it completes, 1 when it
+ * fails (reported as `error`), 2 when it times out (reported as
+ * `timeout`).
  */
-export async function run(accounts, scenario) {
+export async function run(accounts, scenario, extra = []) {
   let code;
   let timer;
   try {
-    const args = options(process.argv.slice(2), accounts);
+    const args = options(process.argv.slice(2), accounts, extra);
     library = await load(args.modules);
     ({ xml, jid } = library);
     const timeout = new Promise((resolve) => {

@@ -145,6 +145,7 @@ pub fn first(
         client_first_bare: bare.to_owned(),
         server_first: server_first.clone(),
         nonce,
+        sasl2: None,
     });
     Ok(server_first.into_bytes())
 }
@@ -191,7 +192,7 @@ pub fn last(session: &Session, cx: &Context, exchange: Exchange, data: &[u8]) ->
         return Err("not-authorized");
     }
     let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
-    if !same(&exchange.hash.digest(&client_key), &stored_key) {
+    if !super::same(&exchange.hash.digest(&client_key), &stored_key) {
         return Err("not-authorized");
     }
     let _ = session;
@@ -214,9 +215,4 @@ fn channel_binding<'a>(cx: &'a Context, name: &str) -> Result<&'a [u8], &'static
         return Err("malformed-request");
     }
     Ok(data)
-}
-
-/// Compares without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
