@@ -900,3 +900,75 @@ fn archives_page_forwards_and_backwards_for_an_account_and_a_room() {
         outcome.report()
     );
 }
+
+// PEP (XEP-0163, XEP-0060, XEP-0115, XEP-0223)
+
+/// The PEP notifications `client` got, before `done`.
+fn notifications<'a>(outcome: &'a Outcome, client: &str) -> Vec<&'a Value> {
+    outcome.before_done(client, "pubsub")
+}
+
+/// Whether the payload of `notification` is the mood `mood` with `text`.
+fn is_mood(notification: &Value, mood: &str, text: &str) -> bool {
+    let payload = notification["payload"].as_str().unwrap_or_default();
+    payload.starts_with("<mood xmlns=\"http://jabber.org/protocol/mood\">")
+        && payload.contains(&format!("<{mood} />"))
+        && payload.contains(&format!("<text>{text}</text>"))
+}
+
+#[test]
+fn pep_contacts_hear_of_moods_by_caps_and_strangers_may_not_read_them() {
+    let outcome = alice_bob_and_carol_run("pep_notify");
+    let report = || outcome.report();
+    let mood = "http://jabber.org/protocol/mood";
+    // Both publishes got the item id slixmpp asked for.
+    let ids: Vec<&Value> = outcome.of("alice", "published").iter().map(|p| &p["id"]).collect();
+    assert_eq!(ids, [&json!("current"), &json!("current")], "{}", report());
+    // bob heard of both moods, from alice's bare JID, as headlines; then
+    // of the retraction.
+    let heard = notifications(&outcome, "bob");
+    assert_eq!(heard.len(), 3, "{}", report());
+    for notification in &heard {
+        assert_eq!(notification["from"], "alice@localhost", "{}", report());
+        assert_eq!(notification["type"], "headline", "{}", report());
+        assert_eq!(notification["node"], mood, "{}", report());
+        assert_eq!(notification["id"], "current", "{}", report());
+    }
+    assert!(is_mood(heard[0], "happy", "sunny"), "{}", report());
+    assert!(is_mood(heard[1], "sad", "rainy"), "{}", report());
+    assert_eq!(heard[2]["kind"], "retract", "{}", report());
+    assert_eq!(heard[2]["payload"], Value::Null, "{}", report());
+    // bob's second session got the last mood on coming online, then the
+    // retraction.
+    let heard = notifications(&outcome, "bob2");
+    assert_eq!(heard.len(), 2, "{}", report());
+    assert!(is_mood(heard[0], "sad", "rainy"), "{}", report());
+    assert_eq!(
+        (&heard[1]["kind"], &heard[1]["id"]),
+        (&json!("retract"), &json!("current")),
+        "{}",
+        report()
+    );
+    // A contact reads the item; a stranger is told a subscription to
+    // alice's presence is needed (XEP-0060 §6.5.9.6).
+    let read = outcome.one("bob", "retrieved");
+    assert_eq!(read["ids"], json!(["current"]), "{}", report());
+    assert!(
+        read["payloads"][0].as_str().unwrap_or_default().contains("<sad />"),
+        "{}",
+        report()
+    );
+    let refused = outcome.one("carol", "refused");
+    assert_eq!(
+        (&refused["type"], &refused["condition"], &refused["pubsub"]),
+        (
+            &json!("auth"),
+            &json!("not-authorized"),
+            &json!("presence-subscription-required")
+        ),
+        "{}",
+        report()
+    );
+    assert_eq!(outcome.one("bob", "nodes")["nodes"], json!([mood]), "{}", report());
+    assert_eq!(outcome.one("carol", "nodes")["nodes"], json!([]), "{}", report());
+}

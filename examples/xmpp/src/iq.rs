@@ -15,7 +15,7 @@ use crate::stanza::{self, Condition};
 use crate::storage::{PRIVATE, VCARD};
 use crate::stream::SESSION;
 use crate::xml::Element;
-use crate::{Session, archive, blocking, carbons, muc, register, routing, storage, time};
+use crate::{Session, archive, blocking, carbons, muc, pep, register, routing, storage, time};
 
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
@@ -107,6 +107,7 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
             archive::query::answer(cx, el, payload, &archive::Archive::open(&session.bare())?, None)
         }
         ("prefs", archive::NS, _) if own => archive::prefs::iq(session, cx, el, payload),
+        ("pubsub", pep::NS | pep::OWNER, _) => pep::iq(session, cx, el, payload, own),
         ("query", LAST, Some("get")) if !own => {
             match el.attr("to").and_then(|to| presence::last_activity(session, to)) {
                 Some(seconds) => cx.send(result(
@@ -133,6 +134,9 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
             }
             Ok(())
         }
+        ("query", DISCO_INFO, Some("get")) if let Some(node) = payload.attr("node") => {
+            pep::disco::node_info(session, cx, el, node)
+        }
         ("query", DISCO_INFO, Some("get")) => {
             let bare = el.attr("to").unwrap_or_default();
             if local_user(bare).is_none() {
@@ -147,14 +151,11 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
                     .child(Element::new("feature", DISCO_INFO).with("var", DISCO_INFO))
                     .child(Element::new("feature", DISCO_INFO).with("var", archive::NS))
                     .child(Element::new("feature", DISCO_INFO).with("var", archive::SID));
-                cx.send(result(el, Some(info)));
+                cx.send(result(el, Some(pep::disco::account_info(info))));
             }
             Ok(())
         }
-        ("query", DISCO_ITEMS, Some("get")) => {
-            cx.send(result(el, Some(Element::new("query", DISCO_ITEMS))));
-            Ok(())
-        }
+        ("query", DISCO_ITEMS, Some("get")) => pep::disco::items(session, cx, el, payload),
         _ => {
             stanza::refuse(cx, el, Condition::ServiceUnavailable);
             Ok(())
@@ -191,6 +192,9 @@ fn server(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(), S
                 .child(Element::new("utc", TIME).text(time::format(time::now()))),
         ),
         ("query", roster::NS, _) => return roster::iq(session, cx, el, payload),
+        ("query", DISCO_INFO, Some("result")) if pep::caps::is_answer(el) => {
+            return pep::caps::answered(session, cx, el, payload);
+        }
         (_, _, Some("result" | "error")) => return Ok(()),
         _ => {
             stanza::refuse(cx, el, Condition::ServiceUnavailable);

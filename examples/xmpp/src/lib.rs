@@ -19,7 +19,8 @@
 //!
 //! The modules follow the protocol: [`stream`] (negotiation and errors),
 //! [`sasl`], [`archive`] (message archives), [`bind`], [`roster`], [`presence`], [`message`], [`iq`]
-//! (what the server answers itself), [`muc`] (group chat), [`routing`]
+//! (what the server answers itself), [`muc`] (group chat), [`pep`]
+//! (personal eventing), [`routing`]
 //! (addresses and delivery), [`accounts`] (credentials and the operator's
 //! commands).
 
@@ -33,6 +34,7 @@ mod keepalive;
 mod keys;
 mod message;
 mod muc;
+mod pep;
 mod presence;
 mod register;
 mod roster;

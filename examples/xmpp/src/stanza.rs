@@ -83,6 +83,7 @@ fn stamped_element(el: &Element, session: &Session) -> Element {
 pub enum Condition {
     BadRequest,
     Conflict,
+    FeatureNotImplemented,
     Forbidden,
     ItemNotFound,
     NotAcceptable,
@@ -99,6 +100,7 @@ impl Condition {
         match self {
             Self::BadRequest => "bad-request",
             Self::Conflict => "conflict",
+            Self::FeatureNotImplemented => "feature-not-implemented",
             Self::Forbidden => "forbidden",
             Self::ItemNotFound => "item-not-found",
             Self::NotAcceptable => "not-acceptable",
