@@ -972,3 +972,140 @@ fn pep_contacts_hear_of_moods_by_caps_and_strangers_may_not_read_them() {
     assert_eq!(outcome.one("bob", "nodes")["nodes"], json!([mood]), "{}", report());
     assert_eq!(outcome.one("carol", "nodes")["nodes"], json!([]), "{}", report());
 }
+
+#[test]
+fn pep_private_bookmarks_reach_only_their_owner_and_keep_their_preconditions() {
+    let outcome = alice_and_bob_run("pep_private");
+    let report = || outcome.report();
+    let bookmarks = "urn:xmpp:bookmarks:1";
+    // Both bookmarks kept (max_items 'max'), in the order stored.
+    assert_eq!(
+        outcome.one("alice", "retrieved")["bookmarks"],
+        json!([
+            ["tea@conference.localhost", "Tea room", "alice"],
+            ["coffee@conference.localhost", "Coffee room", "alice"]
+        ]),
+        "{}",
+        report()
+    );
+    // alice's session heard of each; bob, though interested, of none.
+    let heard: Vec<(&Value, &Value)> = notifications(&outcome, "alice")
+        .iter()
+        .map(|heard| (&heard["node"], &heard["id"]))
+        .collect();
+    let (tea, coffee) = (json!("tea@conference.localhost"), json!("coffee@conference.localhost"));
+    let node = json!(bookmarks);
+    assert_eq!(heard, [(&node, &tea), (&node, &coffee)], "{}", report());
+    assert!(
+        notifications(&outcome, "alice")[0]["payload"]
+            .as_str()
+            .is_some_and(|payload| payload.contains("name=\"Tea room\""))
+    );
+    assert!(notifications(&outcome, "bob").is_empty(), "{}", report());
+    // XEP-0060 §6.5.9.8: not on the whitelist. §7.1.5: the node's
+    // configuration is not what the publish asks for.
+    let refused = |what: &str| {
+        let all = outcome.all("refused");
+        let found = all.into_iter().find(|refused| refused["what"] == what);
+        found
+            .unwrap_or_else(|| panic!("no refusal of {what}\n{}", report()))
+            .clone()
+    };
+    let retrieve = refused("retrieve");
+    assert_eq!(retrieve["client"], "bob", "{}", report());
+    assert_eq!(
+        (&retrieve["condition"], &retrieve["pubsub"]),
+        (&json!("not-allowed"), &json!("closed-node")),
+        "{}",
+        report()
+    );
+    let precondition = refused("precondition");
+    assert_eq!(
+        (&precondition["condition"], &precondition["pubsub"]),
+        (&json!("conflict"), &json!("precondition-not-met")),
+        "{}",
+        report()
+    );
+    let config = &outcome.one("alice", "config")["fields"];
+    assert_eq!(config["pubsub#access_model"], "whitelist", "{}", report());
+    assert_eq!(config["pubsub#max_items"], "256", "{}", report());
+    assert_eq!(config["pubsub#persist_items"], "True", "{}", report());
+    let disco = outcome.one("alice", "disco");
+    assert!(
+        disco["identities"]
+            .as_array()
+            .is_some_and(|identities| identities.contains(&json!(["pubsub", "pep"]))),
+        "{}",
+        report()
+    );
+    for feature in [
+        "",
+        "#publish",
+        "#publish-options",
+        "#access-whitelist",
+        "#retrieve-items",
+    ] {
+        let feature = format!("http://jabber.org/protocol/pubsub{feature}");
+        assert!(has(&disco["features"], &feature), "no {feature}\n{}", report());
+    }
+}
+
+#[test]
+fn pep_avatar_metadata_reaches_a_contact_and_items_stay_within_bounds() {
+    let outcome = alice_and_bob_run("pep_avatar");
+    let report = || outcome.report();
+    // bob hears of the metadata only (his caps want no data), from alice.
+    let heard = notifications(&outcome, "bob");
+    assert_eq!(heard.len(), 1, "{}", report());
+    assert_eq!(heard[0]["node"], "urn:xmpp:avatar:metadata", "{}", report());
+    assert_eq!(heard[0]["from"], "alice@localhost", "{}", report());
+    let metadata = outcome.one("bob", "metadata");
+    assert_eq!(
+        (&metadata["bytes"], &metadata["type"]),
+        (&json!(6144), &json!("image/png")),
+        "{}",
+        report()
+    );
+    // The id (the data's SHA-1) names the data alice published.
+    let fetched = outcome.one("bob", "fetched");
+    assert_eq!(fetched["id"], metadata["id"], "{}", report());
+    assert_eq!(
+        (&fetched["bytes"], &fetched["same"]),
+        (&json!(6144), &json!(true)),
+        "{}",
+        report()
+    );
+    let refused = |what: &str| {
+        let all = outcome.all("refused");
+        let found = all.into_iter().find(|refused| refused["what"] == what);
+        let refusal = found.unwrap_or_else(|| panic!("no refusal of {what}\n{}", report()));
+        (refusal["condition"].clone(), refusal["pubsub"].clone())
+    };
+    // XEP-0060 §7.1.3.4; a node may not keep more than the server's bound
+    // (a precondition it cannot meet); §7.2.3.3.
+    assert_eq!(
+        refused("too-big"),
+        (json!("not-acceptable"), json!("payload-too-big")),
+        "{}",
+        report()
+    );
+    assert_eq!(
+        refused("too-many"),
+        (json!("conflict"), json!("precondition-not-met")),
+        "{}",
+        report()
+    );
+    assert_eq!(
+        refused("retract-missing"),
+        (json!("item-not-found"), Value::Null),
+        "{}",
+        report()
+    );
+    // A node keeping two has the newest two.
+    assert_eq!(
+        outcome.one("alice", "kept")["ids"],
+        json!(["two", "three"]),
+        "{}",
+        report()
+    );
+}
