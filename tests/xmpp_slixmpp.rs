@@ -6,8 +6,10 @@
 //! answers itself, and resource conflicts; and the everyday extensions:
 //! blocking, carbons, private storage, vCards, last activity, entity time,
 //! client state indication, priorities, and removing a contact; group
-//! chat (XEP-0045): rooms, their moderation, invitations and self-ping; and
-//! message archives (XEP-0313) paged through for an account and a room.
+//! chat (XEP-0045): rooms, their moderation, invitations and self-ping;
+//! message archives (XEP-0313) paged through for an account and a room; and
+//! PEP (XEP-0163): notifications by entity capabilities, access models,
+//! private bookmarks (XEP-0223, XEP-0402), avatars (XEP-0084) and bounds.
 //!
 //! Each test runs one scenario script from `tests/xmpp/slixmpp/` (see their
 //! docstrings) with the interpreter of the virtual environment that
