@@ -18,7 +18,7 @@ const DATA: &str = "jabber:x:data";
 pub fn publish(cx: &mut Context, request: &Request) -> Result<(), Failure> {
     let (publish, user) = (request.op, &request.account.user);
     let name = request.node_name()?;
-    let payload = payload(publish)?;
+    let (payload, xml) = payload(publish)?;
     let id = match publish.get("item", NS).and_then(|item| item.attr("id")) {
         Some(id) if id.len() > MAX_NAME => return Err(Refusal::new(Condition::NotAcceptable).into()),
         Some(id) if !id.is_empty() => id.to_owned(),
@@ -46,7 +46,6 @@ pub fn publish(cx: &mut Context, request: &Request) -> Result<(), Failure> {
             Node::create(user, name, config)?
         }
     };
-    let xml = payload.to_xml();
     node.put(&id, &xml);
     let published = Element::new("publish", NS)
         .with("node", name)
@@ -59,9 +58,9 @@ pub fn publish(cx: &mut Context, request: &Request) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The one payload of a publish's one item, if it is one this service
-/// keeps (§7.1.3.6, §7.1.3.4).
-fn payload(publish: &Element) -> Result<&Element, Refusal> {
+/// The one payload of a publish's one item, and its XML, if it is one
+/// this service keeps (§7.1.3.6, §7.1.3.4).
+fn payload(publish: &Element) -> Result<(&Element, String), Refusal> {
     let mut items = publish
         .elements()
         .filter(|child| child.name == "item" && child.ns == NS);
@@ -77,10 +76,11 @@ fn payload(publish: &Element) -> Result<&Element, Refusal> {
     if !rewritable(payload) {
         return Err(Refusal::because(Condition::BadRequest, "invalid-payload"));
     }
-    if payload.to_xml().len() > MAX_PAYLOAD {
+    let xml = payload.to_xml();
+    if xml.len() > MAX_PAYLOAD {
         return Err(Refusal::because(Condition::NotAcceptable, "payload-too-big"));
     }
-    Ok(payload)
+    Ok((payload, xml))
 }
 
 /// Whether the element tree writes back as the XML it was: it does unless
