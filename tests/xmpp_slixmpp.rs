@@ -1103,10 +1103,34 @@ fn pep_avatar_metadata_reaches_a_contact_and_items_stay_within_bounds() {
         "{}",
         report()
     );
-    // A node keeping two has the newest two.
+    // A node keeping two has the newest two; configured to keep one, the
+    // newest.
+    let kept: Vec<(&Value, &Value)> = outcome
+        .of("alice", "kept")
+        .iter()
+        .map(|kept| (&kept["when"], &kept["ids"]))
+        .collect();
+    let (two, one) = (
+        (json!("two"), json!(["two", "three"])),
+        (json!("one"), json!(["three"])),
+    );
+    assert_eq!(kept, [(&two.0, &two.1), (&one.0, &one.1)], "{}", report());
+    // 64 nodes an account: the three before and 61 more.
     assert_eq!(
-        outcome.one("alice", "kept")["ids"],
-        json!(["two", "three"]),
+        refused("too-many-nodes"),
+        (json!("resource-constraint"), Value::Null),
+        "{}",
+        report()
+    );
+    let made = outcome
+        .all("refused")
+        .into_iter()
+        .find(|refused| refused["what"] == "too-many-nodes");
+    assert_eq!(made.map(|refused| &refused["made"]), Some(&json!(61)), "{}", report());
+    assert_eq!(outcome.one("alice", "nodes")["count"], 64, "{}", report());
+    assert_eq!(
+        refused("deleted"),
+        (json!("item-not-found"), Value::Null),
         "{}",
         report()
     );

@@ -4,17 +4,20 @@ XEP-0084 plugin; bob's client (whose caps ask for
 `urn:xmpp:avatar:metadata+notify`, as the plugin has them) hears of the
 metadata, and fetches the data by the id it names. Then alice publishes
 what PEP refuses or bounds: an avatar too big for an item, three items to
-a node that keeps two (publish-options `pubsub#max_items` 2), a node
-asking to keep more items than the server allows, and an item retracted
-that is not there.
+a node that keeps two (publish-options `pubsub#max_items` 2), which she
+then configures to keep one, a node asking to keep more items than the
+server allows, an item retracted that is not there, and more nodes than
+an account may have; last, she deletes a node.
 
 Reports `session_start` for each; `pubsub` for each notification bob gets
 (see `harness.watch_pubsub`); `metadata` (bob's: `id`, `bytes`, `type` of
 the avatar it names); `fetched` (`id`, `bytes`: the data's length,
 `same`: whether it is what alice published); `refused` for each refusal
 (`what`: 'too-big', 'too-many', 'retract-missing'; the error, see
-`harness.iq_error`); `kept` (`ids` of the items the two-item node has);
-and `done`.
+`harness.iq_error`), also 'too-many-nodes' (with `made`, the nodes made
+before it) and 'deleted' (reading a deleted node); `kept` (`ids` of the
+items the node has, `when`: 'two' or 'one' it keeps); `nodes` (how many
+alice's disco#items lists); and `done`.
 """
 
 import xml.etree.ElementTree as ET
@@ -40,6 +43,12 @@ def max_items(xmpp, count):
 
 def entry(text):
     return ET.fromstring(f"<entry xmlns='{LOG}'>{text}</entry>")
+
+
+async def kept(xmpp, when):
+    """Reports the ids of the items the node LOG has."""
+    answer = await xmpp["xep_0060"].get_items(None, LOG)
+    harness.emit("kept", client="alice", when=when, ids=[item["id"] for item in answer["pubsub"]["items"]])
 
 
 async def refused(what, request):
@@ -77,11 +86,28 @@ async def scenario(args):
     await refused("too-big", alice["xep_0084"].publish_avatar(TOO_BIG))
     for text in ("one", "two", "three"):
         await alice["xep_0060"].publish(None, LOG, id=text, payload=entry(text), options=max_items(alice, 2))
-    answer = await alice["xep_0060"].get_items(None, LOG)
-    harness.emit("kept", client="alice", ids=[item["id"] for item in answer["pubsub"]["items"]])
+    await kept(alice, "two")
+    config = alice["xep_0004"].make_form(ftype="submit")
+    config.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#node_config")
+    config.add_field(var="pubsub#max_items", value="1")
+    await alice["xep_0060"].set_node_config(None, LOG, config)
+    await kept(alice, "one")
     await refused("too-many", alice["xep_0060"].publish(
         None, LOG + ":huge", id="one", payload=entry("one"), options=max_items(alice, 1000)))
     await refused("retract-missing", alice["xep_0060"].retract(None, LOG, "one"))
+
+    made = 0
+    while True:
+        try:
+            await alice["xep_0060"].publish(None, f"{LOG}:{made}", id="one", payload=entry("one"))
+            made += 1
+        except IqError as error:
+            harness.emit("refused", client="alice", what="too-many-nodes", made=made, **harness.iq_error(error))
+            break
+    items = await alice["xep_0030"].get_items(jid=alice.boundjid.bare)
+    harness.emit("nodes", client="alice", count=len(items["disco_items"]["items"]))
+    await alice["xep_0060"].delete_node(None, LOG)
+    await refused("deleted", alice["xep_0060"].get_items(None, LOG))
     harness.emit("done")
     for xmpp in (alice, bob):
         await harness.logout(xmpp)
