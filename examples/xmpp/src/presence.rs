@@ -257,7 +257,10 @@ fn subscribed_by(cx: &mut Context, contact: &str, user: &str, bare: &str) -> Res
     for (_, presence) in current(contact)? {
         routing::to_all(cx, bare, &presence.presence, None)?;
     }
-    pep::subscribed(cx, contact, bare)
+    if changed {
+        pep::subscribed(cx, contact, bare)?;
+    }
+    Ok(())
 }
 
 /// The account lets `contact` see its presence (§3.2), or approves it in

@@ -2,15 +2,16 @@
 become mutual contacts; bob's client (slixmpp's XEP-0107 user mood, which
 adds `http://jabber.org/protocol/mood+notify` to its caps) hears of the
 moods alice publishes; carol, no contact of alice's, may not read them; a
-second session of bob's gets alice's last mood as it comes online; alice
-retracts it and both of bob's sessions hear of that.
+second session of bob's gets alice's last mood as it comes online; carol
+gets it once she and alice become contacts; alice retracts it and all of
+them hear of that.
 
 alice publishes `happy`, and bob gets it (as a notification, or as the
 last item once the server has learned what his caps mean: whichever comes
 first, it comes once); then `sad`, which reaches bob as a notification.
 
 Reports `session_start` for each session (`alice`, `bob`, `carol`,
-`bob2`); `pubsub` for each notification a session of bob's gets (see
+`bob2`); `pubsub` for each notification bob's sessions and carol get (see
 `harness.watch_pubsub`); `published` (`client`, `mood`, and the `id` the
 server answered with); `refused` (carol's error, see `harness.iq_error`);
 `retrieved` (`client`, `ids` and `payloads` of the items bob read);
@@ -44,6 +45,7 @@ async def scenario(args):
     bob = harness.client(args, *args.bob, plugins=plugins)
     carol = harness.client(args, *args.carol, plugins=plugins)
     bob_heard = harness.watch_pubsub(bob, "bob")
+    carol_heard = harness.watch_pubsub(carol, "carol")
     await harness.login_with_caps(args, alice, "alice")
     await harness.login_with_caps(args, bob, "bob")
     await harness.login_with_caps(args, carol, "carol")
@@ -72,11 +74,13 @@ async def scenario(args):
     bob2_heard = harness.watch_pubsub(bob2, "bob2")
     await harness.login_with_caps(args, bob2, "bob2")
     await bob2_heard.get()
+    await harness.befriend(carol, "carol", alice, "alice", "Alice")
+    await carol_heard.get()
 
     await alice["xep_0060"].retract(None, MOOD, "current", notify=True)
     harness.emit("retracted", client="alice", id="current")
-    await bob_heard.get()
-    await bob2_heard.get()
+    for heard in (bob_heard, bob2_heard, carol_heard):
+        await heard.get()
     harness.emit("done")
     for xmpp in (alice, bob, bob2, carol):
         await harness.logout(xmpp)

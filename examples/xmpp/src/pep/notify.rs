@@ -3,12 +3,13 @@
 //! wants news of the node — the owner's own and those of the contacts the
 //! access model lets see it, whose entity capabilities list `NODE+notify`,
 //! blocking either way excepted — and the last item of each node a session
-//! wants when it becomes available (§4.3.2).
+//! wants when it becomes available, or when its account starts seeing the
+//! owner's presence (§4.3.2).
 
 use ej_guest::Context;
 
 use super::caps::Interests;
-use super::config::{Access, SendLast};
+use super::config::SendLast;
 use super::node::Node;
 use super::{Account, EVENT, Request, Standing};
 use crate::presence::{self, local_user};
@@ -69,7 +70,7 @@ pub fn event(
 /// The full JIDs of the available sessions that want news of `node`.
 fn recipients(account: &Account, node: &Node) -> Result<Vec<String>, String> {
     let mut accounts = vec![account.bare.clone()];
-    if node.config.access != Access::Whitelist {
+    if node.config.access.allows(Standing::Subscriber).is_ok() {
         let roster = Roster::load(&account.user)?;
         let subscribers = roster.items.iter().filter(|(_, item)| item.subscription.from());
         accounts.extend(
