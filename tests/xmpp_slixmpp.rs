@@ -6,8 +6,10 @@
 //! answers itself, and resource conflicts; and the everyday extensions:
 //! blocking, carbons, private storage, vCards, last activity, entity time,
 //! client state indication, priorities, and removing a contact; group
-//! chat (XEP-0045): rooms, their moderation, invitations and self-ping; and
-//! message archives (XEP-0313) paged through for an account and a room.
+//! chat (XEP-0045): rooms, their moderation, invitations and self-ping;
+//! message archives (XEP-0313) paged through for an account and a room; and
+//! PEP (XEP-0163): notifications by entity capabilities, access models,
+//! private bookmarks (XEP-0223, XEP-0402), avatars (XEP-0084) and bounds.
 //!
 //! Each test runs one scenario script from `tests/xmpp/slixmpp/` (see their
 //! docstrings) with the interpreter of the virtual environment that
@@ -918,4 +920,240 @@ fn a_client_that_loses_its_socket_resumes_its_session_with_nothing_lost_or_doubl
         outcome.report()
     );
     assert_eq!(outcome.bodies("bob"), ["a1"], "{}", outcome.report());
+}
+
+// PEP (XEP-0163, XEP-0060, XEP-0115, XEP-0223)
+
+/// The PEP notifications `client` got, before `done`.
+fn notifications<'a>(outcome: &'a Outcome, client: &str) -> Vec<&'a Value> {
+    outcome.before_done(client, "pubsub")
+}
+
+/// Whether the payload of `notification` is the mood `mood` with `text`.
+fn is_mood(notification: &Value, mood: &str, text: &str) -> bool {
+    let payload = notification["payload"].as_str().unwrap_or_default();
+    payload.starts_with("<mood xmlns=\"http://jabber.org/protocol/mood\">")
+        && payload.contains(&format!("<{mood} />"))
+        && payload.contains(&format!("<text>{text}</text>"))
+}
+
+#[test]
+fn pep_contacts_hear_of_moods_by_caps_and_strangers_may_not_read_them() {
+    let outcome = alice_bob_and_carol_run("pep_notify");
+    let report = || outcome.report();
+    let mood = "http://jabber.org/protocol/mood";
+    // Both publishes got the item id slixmpp asked for.
+    let ids: Vec<&Value> = outcome.of("alice", "published").iter().map(|p| &p["id"]).collect();
+    assert_eq!(ids, [&json!("current"), &json!("current")], "{}", report());
+    // bob heard of both moods, from alice's bare JID, as headlines; then
+    // of the retraction.
+    let heard = notifications(&outcome, "bob");
+    assert_eq!(heard.len(), 3, "{}", report());
+    for notification in &heard {
+        assert_eq!(notification["from"], "alice@localhost", "{}", report());
+        assert_eq!(notification["type"], "headline", "{}", report());
+        assert_eq!(notification["node"], mood, "{}", report());
+        assert_eq!(notification["id"], "current", "{}", report());
+    }
+    assert!(is_mood(heard[0], "happy", "sunny"), "{}", report());
+    assert!(is_mood(heard[1], "sad", "rainy"), "{}", report());
+    assert_eq!(heard[2]["kind"], "retract", "{}", report());
+    assert_eq!(heard[2]["payload"], Value::Null, "{}", report());
+    // bob's second session got the last mood on coming online, carol when
+    // she became alice's contact; then both the retraction.
+    for client in ["bob2", "carol"] {
+        let heard = notifications(&outcome, client);
+        assert_eq!(heard.len(), 2, "{}", report());
+        assert!(is_mood(heard[0], "sad", "rainy"), "{}", report());
+        assert_eq!(
+            (&heard[1]["kind"], &heard[1]["id"]),
+            (&json!("retract"), &json!("current")),
+            "{}",
+            report()
+        );
+    }
+    // A contact reads the item; a stranger is told a subscription to
+    // alice's presence is needed (XEP-0060 §6.5.9.6).
+    let read = outcome.one("bob", "retrieved");
+    assert_eq!(read["ids"], json!(["current"]), "{}", report());
+    assert!(
+        read["payloads"][0].as_str().unwrap_or_default().contains("<sad />"),
+        "{}",
+        report()
+    );
+    let refused = outcome.one("carol", "refused");
+    assert_eq!(
+        (&refused["type"], &refused["condition"], &refused["pubsub"]),
+        (
+            &json!("auth"),
+            &json!("not-authorized"),
+            &json!("presence-subscription-required")
+        ),
+        "{}",
+        report()
+    );
+    assert_eq!(outcome.one("bob", "nodes")["nodes"], json!([mood]), "{}", report());
+    assert_eq!(outcome.one("carol", "nodes")["nodes"], json!([]), "{}", report());
+}
+
+#[test]
+fn pep_private_bookmarks_reach_only_their_owner_and_keep_their_preconditions() {
+    let outcome = alice_and_bob_run("pep_private");
+    let report = || outcome.report();
+    let bookmarks = "urn:xmpp:bookmarks:1";
+    // Both bookmarks kept (max_items 'max'), in the order stored.
+    assert_eq!(
+        outcome.one("alice", "retrieved")["bookmarks"],
+        json!([
+            ["tea@conference.localhost", "Tea room", "alice"],
+            ["coffee@conference.localhost", "Coffee room", "alice"]
+        ]),
+        "{}",
+        report()
+    );
+    // alice's session heard of each; bob, though interested, of none.
+    let heard: Vec<(&Value, &Value)> = notifications(&outcome, "alice")
+        .iter()
+        .map(|heard| (&heard["node"], &heard["id"]))
+        .collect();
+    let (tea, coffee) = (json!("tea@conference.localhost"), json!("coffee@conference.localhost"));
+    let node = json!(bookmarks);
+    assert_eq!(heard, [(&node, &tea), (&node, &coffee)], "{}", report());
+    assert!(
+        notifications(&outcome, "alice")[0]["payload"]
+            .as_str()
+            .is_some_and(|payload| payload.contains("name=\"Tea room\""))
+    );
+    assert!(notifications(&outcome, "bob").is_empty(), "{}", report());
+    // XEP-0060 §6.5.9.8: not on the whitelist. §7.1.5: the node's
+    // configuration is not what the publish asks for.
+    let refused = |what: &str| {
+        let all = outcome.all("refused");
+        let found = all.into_iter().find(|refused| refused["what"] == what);
+        found
+            .unwrap_or_else(|| panic!("no refusal of {what}\n{}", report()))
+            .clone()
+    };
+    let retrieve = refused("retrieve");
+    assert_eq!(retrieve["client"], "bob", "{}", report());
+    assert_eq!(
+        (&retrieve["condition"], &retrieve["pubsub"]),
+        (&json!("not-allowed"), &json!("closed-node")),
+        "{}",
+        report()
+    );
+    let precondition = refused("precondition");
+    assert_eq!(
+        (&precondition["condition"], &precondition["pubsub"]),
+        (&json!("conflict"), &json!("precondition-not-met")),
+        "{}",
+        report()
+    );
+    let config = &outcome.one("alice", "config")["fields"];
+    assert_eq!(config["pubsub#access_model"], "whitelist", "{}", report());
+    assert_eq!(config["pubsub#max_items"], "256", "{}", report());
+    assert_eq!(config["pubsub#persist_items"], "True", "{}", report());
+    let disco = outcome.one("alice", "disco");
+    assert!(
+        disco["identities"]
+            .as_array()
+            .is_some_and(|identities| identities.contains(&json!(["pubsub", "pep"]))),
+        "{}",
+        report()
+    );
+    for feature in [
+        "",
+        "#publish",
+        "#publish-options",
+        "#access-whitelist",
+        "#retrieve-items",
+    ] {
+        let feature = format!("http://jabber.org/protocol/pubsub{feature}");
+        assert!(has(&disco["features"], &feature), "no {feature}\n{}", report());
+    }
+}
+
+#[test]
+fn pep_avatar_metadata_reaches_a_contact_and_items_stay_within_bounds() {
+    let outcome = alice_and_bob_run("pep_avatar");
+    let report = || outcome.report();
+    // bob hears of the metadata only (his caps want no data), from alice.
+    let heard = notifications(&outcome, "bob");
+    assert_eq!(heard.len(), 1, "{}", report());
+    assert_eq!(heard[0]["node"], "urn:xmpp:avatar:metadata", "{}", report());
+    assert_eq!(heard[0]["from"], "alice@localhost", "{}", report());
+    let metadata = outcome.one("bob", "metadata");
+    assert_eq!(
+        (&metadata["bytes"], &metadata["type"]),
+        (&json!(6144), &json!("image/png")),
+        "{}",
+        report()
+    );
+    // The id (the data's SHA-1) names the data alice published.
+    let fetched = outcome.one("bob", "fetched");
+    assert_eq!(fetched["id"], metadata["id"], "{}", report());
+    assert_eq!(
+        (&fetched["bytes"], &fetched["same"]),
+        (&json!(6144), &json!(true)),
+        "{}",
+        report()
+    );
+    let refused = |what: &str| {
+        let all = outcome.all("refused");
+        let found = all.into_iter().find(|refused| refused["what"] == what);
+        let refusal = found.unwrap_or_else(|| panic!("no refusal of {what}\n{}", report()));
+        (refusal["condition"].clone(), refusal["pubsub"].clone())
+    };
+    // XEP-0060 §7.1.3.4; a node may not keep more than the server's bound
+    // (a precondition it cannot meet); §7.2.3.3.
+    assert_eq!(
+        refused("too-big"),
+        (json!("not-acceptable"), json!("payload-too-big")),
+        "{}",
+        report()
+    );
+    assert_eq!(
+        refused("too-many"),
+        (json!("conflict"), json!("precondition-not-met")),
+        "{}",
+        report()
+    );
+    assert_eq!(
+        refused("retract-missing"),
+        (json!("item-not-found"), Value::Null),
+        "{}",
+        report()
+    );
+    // A node keeping two has the newest two; configured to keep one, the
+    // newest.
+    let kept: Vec<Value> = outcome
+        .of("alice", "kept")
+        .iter()
+        .map(|kept| json!([kept["when"], kept["ids"]]))
+        .collect();
+    assert_eq!(
+        kept,
+        [json!(["two", ["two", "three"]]), json!(["one", ["three"]])],
+        "{}",
+        report()
+    );
+    // 64 nodes an account: the three before and 61 more.
+    assert_eq!(
+        refused("too-many-nodes"),
+        (json!("resource-constraint"), Value::Null),
+        "{}",
+        report()
+    );
+    let made = outcome
+        .all("refused")
+        .into_iter()
+        .find(|refused| refused["what"] == "too-many-nodes");
+    assert_eq!(made.map(|refused| &refused["made"]), Some(&json!(61)), "{}", report());
+    assert_eq!(outcome.one("alice", "nodes")["count"], 64, "{}", report());
+    assert_eq!(
+        refused("deleted"),
+        (json!("item-not-found"), Value::Null),
+        "{}",
+        report()
+    );
 }

@@ -6,10 +6,12 @@
 //! offered, so every session here is bound to `TAG/PART` (the resource it
 //! asks for is its tag); FAST tokens (XEP-0484): one obtained, used
 //! without the password, one forged and one expired refused; chat,
-//! XEP-0199 ping, and roster management with its pushes; group chat (XEP-0045: a room made, an instant room, three
-//! occupants, a message with its XEP-0359 stanza-id, a kick) and message
-//! archives (XEP-0313) paged with XEP-0059 for an account and a room. The
-//! library has no plugin for either: the scripts build the stanzas with its
+//! XEP-0199 ping, and roster management with its pushes; group chat
+//! (XEP-0045: a room made, an instant room, three occupants, a message
+//! with its XEP-0359 stanza-id, a kick), message archives (XEP-0313) paged
+//! with XEP-0059 for an account and a room, and PEP (XEP-0163)
+//! notifications by entity capabilities (XEP-0115). The library has no
+//! plugin for any of these: the scripts build the stanzas with its
 //! `xml()` and match the answers with its iqCaller and stanza events, as
 //! applications built on it do.
 //!
@@ -499,4 +501,38 @@ fn archives_page_forwards_to_complete_and_back_from_the_end_for_an_account_and_a
     assert_eq!(room["result_froms"], json!([TEAM]), "{}", report());
     assert_eq!(room["ids"], json!([said["id"]]), "{}", report());
     assert_eq!(room["pages"], 1, "{}", report());
+}
+
+// PEP (XEP-0163) with XEP-0115 caps the script computes itself
+
+#[test]
+fn pep_a_contact_whose_caps_ask_for_locations_hears_of_one() {
+    let server = server_with(&[ALICE, BOB]);
+    let mut args = account("--alice", "alice@localhost/laptop", ALICE.1).to_vec();
+    args.extend(account("--bob", "bob@localhost/phone", BOB.1));
+    let outcome = scenario(&server, "pep", &args).succeeded();
+    let report = || outcome.report();
+    // The server asked what bob's caps stand for, once, by their node.
+    let query = outcome.one("bob", "caps_query");
+    let node = format!("https://ej.test/xmpp-js#{}", query["ver"].as_str().unwrap_or_default());
+    assert_eq!(query["node"], node, "{}", report());
+    let id = &outcome.one("alice", "published")["id"];
+    assert!(id.as_str().is_some_and(|id| !id.is_empty()), "{}", report());
+    let heard = outcome.one("bob", "pubsub");
+    assert_eq!(
+        heard,
+        &json!({
+            "client": "bob", "event": "pubsub", "from": "alice@localhost", "type": "headline",
+            "node": "http://jabber.org/protocol/geoloc", "id": id, "lat": "48.8566", "lon": "2.3522",
+        }),
+        "{}",
+        report()
+    );
+    let read = outcome.one("bob", "retrieved");
+    assert_eq!(
+        (&read["ids"], &read["lat"]),
+        (&json!([id]), &json!("48.8566")),
+        "{}",
+        report()
+    );
 }

@@ -194,8 +194,8 @@ async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, server: &Served) {
         },
         _ => vec!["error - no command received".to_string()],
     };
-    let mut text = reply.join("\n");
-    text.push_str("\nend\n");
+    let mut text: String = reply.iter().map(|line| format!("{line}\n")).collect();
+    text.push_str("end\n");
     let _ = tokio::time::timeout(REPLY_TIMEOUT, write.write_all(text.as_bytes())).await;
 }
 

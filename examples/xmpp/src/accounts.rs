@@ -102,6 +102,7 @@ pub fn remove(user: &str) {
             store::delete(&key);
         }
     }
+    crate::pep::remove(user);
     crate::archive::Archive::remove(&format!("{user}@{}", crate::stream::served_domain()));
     store::delete(&keys::archive_prefs(user));
     for key in [

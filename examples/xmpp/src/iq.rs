@@ -15,7 +15,7 @@ use crate::stanza::{self, Condition};
 use crate::storage::{PRIVATE, VCARD};
 use crate::stream::SESSION;
 use crate::xml::Element;
-use crate::{Session, archive, blocking, carbons, muc, register, routing, storage, time};
+use crate::{Session, archive, blocking, carbons, muc, pep, register, routing, storage, time};
 
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
@@ -108,6 +108,7 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
             archive::query::answer(cx, el, payload, &archive, None, crate::sm::send_budget(session))
         }
         ("prefs", archive::NS, _) if own => archive::prefs::iq(session, cx, el, payload),
+        ("pubsub", pep::NS | pep::OWNER, _) => pep::iq(session, cx, el, payload, own),
         ("query", LAST, Some("get")) if !own => {
             match el.attr("to").and_then(|to| presence::last_activity(session, to)) {
                 Some(seconds) => cx.send(result(
@@ -134,6 +135,9 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
             }
             Ok(())
         }
+        ("query", DISCO_INFO, Some("get")) if let Some(node) = payload.attr("node") => {
+            pep::disco::node_info(session, cx, el, node)
+        }
         ("query", DISCO_INFO, Some("get")) => {
             let bare = el.attr("to").unwrap_or_default();
             if local_user(bare).is_none() {
@@ -148,14 +152,11 @@ fn for_account(session: &mut Session, cx: &mut Context, el: &Element, own: bool)
                     .child(Element::new("feature", DISCO_INFO).with("var", DISCO_INFO))
                     .child(Element::new("feature", DISCO_INFO).with("var", archive::NS))
                     .child(Element::new("feature", DISCO_INFO).with("var", archive::SID));
-                cx.send(result(el, Some(info)));
+                cx.send(result(el, Some(pep::disco::account_info(info))));
             }
             Ok(())
         }
-        ("query", DISCO_ITEMS, Some("get")) => {
-            cx.send(result(el, Some(Element::new("query", DISCO_ITEMS))));
-            Ok(())
-        }
+        ("query", DISCO_ITEMS, Some("get")) => pep::disco::items(session, cx, el, payload),
         _ => {
             stanza::refuse(cx, el, Condition::ServiceUnavailable);
             Ok(())
@@ -173,6 +174,10 @@ fn server(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(), S
         ("ping", PING, Some("get")) => None,
         ("session", SESSION, Some("set")) => None,
         ("query", DISCO_INFO, Some("get")) if payload.attr("node").is_none() => Some(disco_info()),
+        // XEP-0115 §6.2: what the server's own caps stand for.
+        ("query", DISCO_INFO, Some("get")) if payload.attr("node") == Some(&caps_node()) => {
+            Some(disco_info().with("node", caps_node()))
+        }
         ("query", DISCO_ITEMS, Some("get")) if payload.attr("node").is_none() => Some(
             Element::new("query", DISCO_ITEMS).child(
                 Element::new("item", DISCO_ITEMS)
@@ -192,6 +197,9 @@ fn server(session: &mut Session, cx: &mut Context, el: &Element) -> Result<(), S
                 .child(Element::new("utc", TIME).text(time::format(time::now()))),
         ),
         ("query", roster::NS, _) => return roster::iq(session, cx, el, payload),
+        ("query", DISCO_INFO, Some("result")) if pep::caps::is_answer(el) => {
+            return pep::caps::answered(session, cx, el, payload);
+        }
         (_, _, Some("result" | "error")) => return Ok(()),
         _ => {
             stanza::refuse(cx, el, Condition::ServiceUnavailable);
@@ -221,6 +229,14 @@ fn disco_info() -> Element {
 }
 
 /// The XEP-0115 verification string of the server's disco#info.
+/// The node the server's entity capabilities name (XEP-0115).
+pub const CAPS_NODE: &str = "https://github.com/ej";
+
+/// The node of the server's entity capabilities, `NODE#VER`.
+fn caps_node() -> String {
+    format!("{CAPS_NODE}#{}", caps_ver())
+}
+
 pub fn caps_ver() -> String {
     let (category, kind, name) = IDENTITY;
     let mut text = format!("{category}/{kind}//{name}<");

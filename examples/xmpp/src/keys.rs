@@ -138,3 +138,45 @@ pub fn archive_place(owner: &str, generation: &str, with: &str, place: u64) -> S
 pub fn archive_prefs(user: &str) -> String {
     format!("mam-prefs/{user}")
 }
+
+/// A PEP node of `user` (XEP-0163), by name (`pep::config::Config`).
+pub fn pep_node(user: &str, node: &str) -> String {
+    format!("pep/node/{user}/{node}")
+}
+
+/// Every PEP node of `user`.
+pub fn pep_nodes(user: &str) -> String {
+    format!("pep/node/{user}/")
+}
+
+/// Item `id` of a PEP node: its payload.
+pub fn pep_item(user: &str, node: &str, id: &str) -> String {
+    format!("pep/item/{user}/{}/{id}", segment(node))
+}
+
+/// Item `id`'s place in its node's order: when it was published.
+pub fn pep_index(user: &str, node: &str, id: &str) -> String {
+    format!("pep/index/{user}/{}/{id}", segment(node))
+}
+
+/// The places of every item of a PEP node.
+pub fn pep_indexes(user: &str, node: &str) -> String {
+    format!("pep/index/{user}/{}/", segment(node))
+}
+
+/// The id of the item published last to a PEP node.
+pub fn pep_last(user: &str, node: &str) -> String {
+    format!("pep/last/{user}/{node}")
+}
+
+/// One slot of the cache of what clients' entity capabilities (XEP-0115)
+/// ask PEP for, by a hash of their verification string.
+pub fn caps(slot: u16) -> String {
+    format!("caps/{slot:04x}")
+}
+
+/// `text` as a key segment with more after it: `/` (node names may have
+/// them) and `%` escaped, so one node's prefix is never another's.
+fn segment(text: &str) -> String {
+    text.replace('%', "%25").replace('/', "%2F")
+}

@@ -19,8 +19,9 @@
 //!
 //! The modules follow the protocol: [`stream`] (negotiation and errors),
 //! [`sasl`] (with SASL2 and FAST), [`archive`] (message archives), [`bind`]
-//! and [`bind2`], [`roster`], [`presence`], [`message`], [`iq`]
-//! (what the server answers itself), [`muc`] (group chat), [`routing`]
+//! and [`bind2`], [`sm`] (stream management), [`roster`], [`presence`],
+//! [`message`], [`iq`] (what the server answers itself), [`muc`] (group
+//! chat), [`pep`] (personal eventing), [`routing`]
 //! (addresses and delivery), [`accounts`] (credentials and the operator's
 //! commands).
 
@@ -35,6 +36,7 @@ mod keepalive;
 mod keys;
 mod message;
 mod muc;
+mod pep;
 mod presence;
 mod register;
 mod roster;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::roster::{Item, Roster, Subscription};
 use crate::stanza::{self, Condition};
 use crate::xml::{CLIENT, Element};
-use crate::{Session, blocking, keys, message, muc, routing, time};
+use crate::{Session, blocking, keys, message, muc, pep, routing, time};
 
 /// A session's current availability, for others to read.
 #[derive(Serialize, Deserialize)]
@@ -66,6 +66,7 @@ fn available(session: &mut Session, cx: &mut Context, text: &str, el: &Element) 
         .and_then(|text| text.trim().parse::<i8>().ok())
         .unwrap_or(0);
     let stamped = stanza::stamped(text, &session.full(), None)?;
+    pep::caps::available(session, cx, el)?;
     store::put_json(
         &keys::resource(&user, &resource),
         &Resource {
@@ -155,7 +156,7 @@ fn broadcast(session: &Session, cx: &mut Context, presence: &str) -> Result<(), 
 /// The available sessions of local user `bare`: each one's full JID and
 /// presence. A record whose session is not bound (left by a server that
 /// was killed) is not one.
-fn current(bare: &str) -> Result<Vec<(String, Resource)>, String> {
+pub fn current(bare: &str) -> Result<Vec<(String, Resource)>, String> {
     let Some(user) = local_user(bare) else {
         return Ok(Vec::new());
     };
@@ -255,6 +256,9 @@ fn subscribed_by(cx: &mut Context, contact: &str, user: &str, bare: &str) -> Res
     routing::to_all(cx, bare, &notice("subscribed", contact, bare), None)?;
     for (_, presence) in current(contact)? {
         routing::to_all(cx, bare, &presence.presence, None)?;
+    }
+    if changed {
+        pep::subscribed(cx, contact, bare)?;
     }
     Ok(())
 }

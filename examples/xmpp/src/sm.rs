@@ -62,9 +62,13 @@ pub struct Resuming {
     h: u32,
 }
 
-/// The stream feature, offered once the client has authenticated.
-pub fn feature() -> String {
-    format!("<sm xmlns='{NS}'/>")
+/// The stream feature, offered once the client has authenticated, unless
+/// it is on already (enabled inside Bind2).
+pub fn feature(session: &Session) -> String {
+    match session.sm {
+        Some(_) => String::new(),
+        None => format!("<sm xmlns='{NS}'/>"),
+    }
 }
 
 /// The host token of a resumable session: namespaced by the account, so a

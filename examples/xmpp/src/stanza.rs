@@ -88,6 +88,7 @@ fn stamped_element(el: &Element, session: &Session) -> Element {
 pub enum Condition {
     BadRequest,
     Conflict,
+    FeatureNotImplemented,
     Forbidden,
     ItemNotFound,
     NotAcceptable,
@@ -104,6 +105,7 @@ impl Condition {
         match self {
             Self::BadRequest => "bad-request",
             Self::Conflict => "conflict",
+            Self::FeatureNotImplemented => "feature-not-implemented",
             Self::Forbidden => "forbidden",
             Self::ItemNotFound => "item-not-found",
             Self::NotAcceptable => "not-acceptable",
@@ -119,7 +121,7 @@ impl Condition {
     /// The error type RFC 6120 §8.3.3 gives the condition.
     fn kind(self) -> &'static str {
         match self {
-            Self::BadRequest | Self::NotAcceptable | Self::NotAllowed => "modify",
+            Self::BadRequest | Self::NotAcceptable => "modify",
             Self::NotAuthorized | Self::Forbidden | Self::RegistrationRequired => "auth",
             Self::ResourceConstraint => "wait",
             _ => "cancel",

@@ -74,9 +74,10 @@ pub fn features(session: &Session, cx: &Context) -> String {
             ));
         }
         features.push_str(&format!(
-            "<csi xmlns='{}'/>{}<c xmlns='{CAPS}' hash='sha-1' node='https://github.com/ej' ver='{}'/>",
+            "<csi xmlns='{}'/>{}<c xmlns='{CAPS}' hash='sha-1' node='{}' ver='{}'/>",
             crate::stanza::CSI,
-            crate::sm::feature(),
+            crate::sm::feature(session),
+            crate::iq::CAPS_NODE,
             crate::iq::caps_ver()
         ));
     }

@@ -9,8 +9,9 @@ use quick_xml::events::{BytesStart, Event};
 /// The namespace of client stanzas, the stream's default.
 pub const CLIENT: &str = "jabber:client";
 
-/// One element: its local name, namespace, attributes (without namespace
-/// declarations) and children.
+/// One element: its local name, namespace, attributes (with the prefixed
+/// namespace declarations it was written with, not the default one) and
+/// children.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Element {
     pub name: String,
@@ -228,8 +229,11 @@ fn open(start: &BytesStart<'_>, mut scope: Vec<(String, String)>) -> Result<(Ele
             scope.retain(|(prefix, _)| !prefix.is_empty());
             scope.push((String::new(), value));
         } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+            // Kept as written too: prefixed attributes (and elements) of
+            // a payload written back need their declaration.
             scope.retain(|(known, _)| known != prefix);
-            scope.push((prefix.to_owned(), value));
+            scope.push((prefix.to_owned(), value.clone()));
+            attrs.push((key, value));
         } else {
             attrs.push((key, value));
         }
@@ -285,5 +289,13 @@ mod tests {
             "<iq type='set' id='a&amp;b'><query xmlns='jabber:iq:roster'><item jid='x@y' name='X &amp; Y'>\
              <group>G &lt;1&gt;</group></item></query></iq>"
         );
+    }
+
+    #[test]
+    fn a_prefixed_attribute_keeps_its_declaration() {
+        let text = "<vCard xmlns='vcard-temp'><PHOTO xmlns:x='urn:x' x:kind='avatar'/></vCard>";
+        let el = Element::parse(text).unwrap();
+        assert_eq!(el.to_xml(), text);
+        assert_eq!(Element::parse(&el.to_xml()).unwrap(), el);
     }
 }

@@ -6,8 +6,9 @@ trust, the accounts), a slixmpp client that connects to exactly that address
 certificate for its domain, one JSON object per line on stdout for the test
 to assert on, and a hard timeout. slixmpp's debug log (every byte of XML
 sent and received) goes to stderr. And what several scenarios do: watch
-the messages and presences a client receives, read the server's rosters,
-make two users mutual contacts.
+the messages, presences and PEP notifications a client receives, read the
+server's rosters, make two users mutual contacts, log in with entity
+capabilities, read a stanza error.
 """
 
 import argparse
@@ -18,6 +19,8 @@ import ssl
 import sys
 
 import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import StanzaPath
 
 
 class ScenarioFailed(Exception):
@@ -210,6 +213,54 @@ async def befriend(asker, asker_name, other, other_name, name):
                 and rosters[other_name].get(asker_jid, {}).get("subscription") == "both")
 
     await watch_rosters({asker_name: asker, other_name: other}, mutual)
+
+
+async def login_with_caps(args, xmpp, name):
+    """Logs `xmpp` in as `login` does, its initial presence carrying its
+    entity capabilities (XEP-0115) with every interest its plugins
+    registered (slixmpp computes them in the background after binding: this
+    waits for them)."""
+    await login(args, xmpp, name, presence=False)
+    await xmpp["xep_0115"].update_caps(broadcast=False)
+    xmpp.send_presence()
+    await xmpp.get_roster()
+
+
+# The namespace of XEP-0060 error conditions.
+PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+
+
+def iq_error(error):
+    """What an IqError says: `condition`, `type`, and `pubsub`, the
+    pubsub#errors condition beside it (or None)."""
+    stanza_error = error.iq["error"]
+    pubsub = [child.tag.split("}")[1] for child in stanza_error.xml
+              if child.tag.startswith("{%s}" % PUBSUB_ERRORS)]
+    return {"condition": stanza_error["condition"], "type": stanza_error["type"],
+            "pubsub": pubsub[0] if pubsub else None}
+
+
+def watch_pubsub(xmpp, name):
+    """A queue of the PEP notifications (XEP-0163) `xmpp` receives, one
+    entry per item or retraction, each reported as `pubsub` (`client`:
+    `name`; the message's `from` and `type`, the `node`, `kind`: 'item' or
+    'retract', the item's `id`, and `payload`: its payload as XML, or
+    None)."""
+    queue = asyncio.Queue()
+
+    def on_event(message):
+        items = message["pubsub_event"]["items"]
+        for item in items:
+            payload = list(item.xml)
+            entry = {"from": str(message["from"]), "type": message["type"], "node": items["node"],
+                     "kind": item.name, "id": item["id"],
+                     "payload": slixmpp.xmlstream.tostring(payload[0]) if payload else None}
+            emit("pubsub", client=name, **entry)
+            queue.put_nowait(entry)
+
+    xmpp.register_handler(Callback(f"PEP notifications of {name}",
+                                   StanzaPath("message/pubsub_event/items"), on_event))
+    return queue
 
 
 def run(scenario, args):
