@@ -157,7 +157,7 @@ impl Handler for Session {
 
     fn closed(&mut self, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
         if self.resource.is_some() {
-            sm::closing(self, cx)?;
+            sm::closing(self, cx, reason)?;
             presence::gone(self, cx)?;
             muc::leave_all(self, cx)?;
             carbons::forget(self);

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use ej_guest::{Context, Handler};
+use ej_guest::{CloseReason, Context, Handler};
 use serde::{Deserialize, Serialize};
 
 use crate::xml::{CLIENT, Element};
@@ -245,14 +245,18 @@ pub fn after(session: &mut Session, cx: &mut Context) {
         return;
     };
     let resent = std::mem::take(&mut sm.resent);
+    let before = sm.sent;
     for text in cx.sent().skip(resent).filter(|text| is_stanza(text)) {
         sm.sent = sm.sent.wrapping_add(1);
         sm.unacked_bytes += text.len();
         sm.unacked.push_back(text.to_owned());
     }
+    // Asked once per burst of stanzas: never in answer to an `<a/>` alone,
+    // or a client that acknowledges one short would ping-pong forever.
+    let fresh = sm.sent != before || resent > 0;
     if sm.unacked_bytes > MAX_UNACKED_BYTES {
         stream::error(cx, "resource-constraint", "too many stanzas were not acknowledged");
-    } else if !sm.unacked.is_empty() && !sm.requested {
+    } else if fresh && !sm.unacked.is_empty() && !sm.requested {
         cx.send(format!("<r xmlns='{NS}'/>"));
         sm.requested = true;
     }
@@ -285,11 +289,16 @@ pub fn route_budget(session: &Session) -> usize {
 }
 
 /// The session ends: the messages its client never acknowledged go to the
-/// account's other sessions, or are kept offline.
-pub fn closing(session: &mut Session, cx: &mut Context) -> Result<(), String> {
+/// account's other sessions, or are kept offline — unless the client ended
+/// its stream itself, having read what came before its end (a client
+/// whose count runs one short would otherwise get its last message twice).
+pub fn closing(session: &mut Session, cx: &mut Context, reason: CloseReason) -> Result<(), String> {
     let Some(sm) = session.sm.take() else {
         return Ok(());
     };
+    if reason == CloseReason::StreamEnd {
+        return Ok(());
+    }
     for text in &sm.unacked {
         let Ok(el) = Element::parse(text) else { continue };
         let chat = el.name == "message"
