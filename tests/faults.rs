@@ -277,9 +277,40 @@ fn an_outcome_of_too_many_actions_faults_however_small_they_are() {
 }
 
 #[test]
+fn a_peer_past_its_connection_cap_is_told_why_while_other_peers_get_in() {
+    let server = Server::start("echo", &["--max-connections-per-ip", "2"]);
+    let first = server.open();
+    let _second = server.open();
+    let mut third = Client::connect(server.addr);
+    let refused = third.read_to_end();
+    assert!(
+        refused.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+            && refused.contains("too many connections from your address"),
+        "{refused}"
+    );
+    // Another address is another peer.
+    let mut elsewhere = Client::connect_from(server.addr, std::net::Ipv4Addr::new(127, 0, 0, 2));
+    elsewhere.open();
+    // A place given back is taken again.
+    let id = server.connection_id(&first);
+    drop(first);
+    server.wait_for_close(id);
+    server.open();
+    server.wait_for_log("connection refused: too many connections from one address", |line| {
+        line["limit"] == 2
+    });
+}
+
+#[test]
 fn a_flood_of_refused_connections_writes_a_line_a_second() {
     let server = Server::start("echo", &["--max-connections", "1"]);
     let _only = server.open();
+    let mut refused = Client::connect(server.addr);
+    let told = refused.read_to_end();
+    assert!(
+        told.contains("<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{told}"
+    );
     let started = std::time::Instant::now();
     for _ in 0..500 {
         let mut refused = Client::connect(server.addr);

@@ -149,9 +149,15 @@ pub struct Serve {
     /// What a handler fault does to its connection.
     #[arg(long, value_enum, default_value = "close")]
     pub on_fault: FaultPolicy,
-    /// Connections served at once; more are refused.
+    /// Connections served at once, across every listener; more are
+    /// refused (a `<resource-constraint/>` stream error on a plain
+    /// listener).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_connections: u32,
+    /// Connections served at once from one IP address; more are refused (a
+    /// `<policy-violation/>` stream error on a plain listener).
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub max_connections_per_ip: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]

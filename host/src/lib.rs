@@ -6,6 +6,7 @@
 //! return the new state and a list of actions.
 
 pub mod admin;
+pub mod admission;
 pub mod bindings;
 pub mod cache;
 pub mod cli;

@@ -8,6 +8,7 @@ use clap::Parser;
 use tokio::sync::watch;
 
 use ej::admin::{self, AdminAddr, AdminEndpoint, Served};
+use ej::admission::Admission;
 use ej::cli::{CertCommand, Cli, Command, LogFormat, Serve};
 use ej::crash::CrashLog;
 use ej::db::{Db, InUse};
@@ -99,13 +100,14 @@ async fn serve(args: Serve) -> Result<()> {
             ))
         })
         .collect();
+    let admission = Admission::new(args.max_connections, args.max_connections_per_ip);
     let mut bound = Vec::new();
     for (addr, path, encryption) in listeners {
         let service = services
             .iter()
             .find(|service| service.path() == path)
             .expect("loaded above");
-        bound.push(Server::bind(addr, Arc::clone(service), encryption, args.max_connections).await?);
+        bound.push(Server::bind(addr, Arc::clone(service), encryption, Arc::clone(&admission)).await?);
     }
 
     let (stop, stopped) = watch::channel(false);

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, Result};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
+use crate::admission::{Admission, Refusal};
 use crate::service::Service;
 use crate::session::{self, Encryption};
 use crate::warning::Warning;
@@ -22,17 +23,19 @@ pub struct Server {
     listener: TcpListener,
     service: Arc<Service>,
     encryption: Encryption,
-    sessions: Arc<Semaphore>,
-    max_connections: u32,
+    /// The places of every listener's connections.
+    admission: Arc<Admission>,
 }
 
 impl Server {
-    /// Binds `addr` (port 0 picks a free port; see `local_addr`).
+    /// Binds `addr` (port 0 picks a free port; see `local_addr`); its
+    /// connections take their places from `admission`, shared with the
+    /// server's other listeners.
     pub async fn bind(
         addr: SocketAddr,
         service: Arc<Service>,
         encryption: Encryption,
-        max_connections: u32,
+        admission: Arc<Admission>,
     ) -> Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
@@ -41,8 +44,7 @@ impl Server {
             listener,
             service,
             encryption,
-            sessions: Arc::new(Semaphore::new(max_connections as usize)),
-            max_connections,
+            admission,
         })
     }
 
@@ -67,12 +69,12 @@ impl Server {
                 },
                 _ = shutdown.changed() => break,
             };
-            let Ok(permit) = Arc::clone(&self.sessions).try_acquire_owned() else {
-                static REFUSED: Warning = Warning::new();
-                if let Some(suppressed) = REFUSED.due() {
-                    tracing::warn!(%peer, limit = self.max_connections, suppressed, "connection refused: too many connections");
+            let place = match self.admission.admit(peer.ip()) {
+                Ok(place) => place,
+                Err(refusal) => {
+                    self.refuse(stream, peer, refusal);
+                    continue;
                 }
-                continue;
             };
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
             let service = Arc::clone(&self.service);
@@ -80,19 +82,36 @@ impl Server {
             let encryption = self.encryption;
             tokio::spawn(async move {
                 session::run(stream, id, service, encryption, shutdown).await;
-                drop(permit);
+                drop(place);
             });
         }
         drop(self.listener);
-        // Every session holds a permit until it has closed.
+        // Every session holds its place until it has closed.
         let timeout = self.service.limits.shutdown_timeout;
-        if tokio::time::timeout(timeout, self.sessions.acquire_many(self.max_connections))
-            .await
-            .is_err()
-        {
-            let open = self.max_connections as usize - self.sessions.available_permits();
+        if let Err(open) = self.admission.drained(timeout).await {
             tracing::warn!(open, ?timeout, "shutdown did not wait for every connection to close");
         }
         Ok(())
+    }
+
+    /// Tells a refused peer why, if it can read it (a plain listener: a
+    /// stream error, written only if the socket takes it at once), and
+    /// closes its socket; logs it at most once a second.
+    fn refuse(&self, stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+        let (condition, text) = refusal.stream_error();
+        if self.encryption == Encryption::Plain {
+            let _ = stream.try_write(&session::stream_error(condition, text, true));
+        }
+        static REFUSED: Warning = Warning::new();
+        if let Some(suppressed) = REFUSED.due() {
+            let (limit, message) = match refusal {
+                Refusal::Full => (self.admission.max(), "connection refused: too many connections"),
+                Refusal::PeerFull => (
+                    self.admission.max_per_ip(),
+                    "connection refused: too many connections from one address",
+                ),
+            };
+            tracing::warn!(%peer, limit, suppressed, "{message}");
+        }
     }
 }

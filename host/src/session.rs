@@ -733,25 +733,11 @@ impl Session {
         }
         let deliveries = std::mem::replace(&mut self.deliveries, mpsc::channel(1).1);
         bounce(deliveries, self.record.id);
-        let last = ending.error.as_ref().map(|error| self.stream_error(error));
+        let last = ending
+            .error
+            .as_ref()
+            .map(|error| stream_error(error.condition, &error.text, !self.opened));
         self.outbox.close_with(last);
-    }
-
-    /// The bytes of a host stream error, preceded by a stream header if
-    /// nothing was sent on this connection yet.
-    fn stream_error(&self, error: &StreamError) -> Vec<u8> {
-        const NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
-        let header = if self.opened {
-            ""
-        } else {
-            "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
-        };
-        format!(
-            "{header}<stream:error><{condition} xmlns='{NS}'/><text xmlns='{NS}'>{text}</text></stream:error></stream:stream>",
-            condition = error.condition,
-            text = quick_xml::escape::escape(error.text.as_str()),
-        )
-        .into_bytes()
     }
 
     fn report(&self, event: &Event, fault: &Fault) {
@@ -774,6 +760,22 @@ impl Session {
             fault,
         });
     }
+}
+
+/// The bytes of a host stream error, preceded by a stream header if the
+/// peer was sent none yet (`with_header`).
+pub fn stream_error(condition: &str, text: &str, with_header: bool) -> Vec<u8> {
+    const NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+    let header = if with_header {
+        "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+    } else {
+        ""
+    };
+    format!(
+        "{header}<stream:error><{condition} xmlns='{NS}'/><text xmlns='{NS}'>{text}</text></stream:error></stream:stream>",
+        text = quick_xml::escape::escape(text),
+    )
+    .into_bytes()
 }
 
 /// Sends the payloads waiting in a closed mailbox back to their senders.

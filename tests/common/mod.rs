@@ -353,7 +353,21 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connecting to ej");
+        Self::plain(TcpStream::connect(addr).expect("connecting to ej"))
+    }
+
+    /// Connects from the loopback address `from` (any of 127.0.0.0/8), so
+    /// the server sees another peer address.
+    pub fn connect_from(addr: SocketAddr, from: std::net::Ipv4Addr) -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from((from, 0)).into())
+            .expect("binding the client's address");
+        socket.connect(&addr.into()).expect("connecting to ej");
+        Self::plain(socket.into())
+    }
+
+    fn plain(stream: TcpStream) -> Self {
         stream.set_nodelay(true).unwrap();
         Self {
             stream: tls::Stream::Plain(stream),

@@ -225,9 +225,11 @@ impl RunningServer {
         let (stop, stopped) = watch::channel(false);
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
+        // Every bench connection comes from 127.0.0.1.
+        let admission = ej::admission::Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS);
         for encryption in [Encryption::Plain, Encryption::Direct] {
             let addr = "127.0.0.1:0".parse().expect("an address");
-            let server = Server::bind(addr, Arc::clone(&service), encryption, MAX_CONNECTIONS)
+            let server = Server::bind(addr, Arc::clone(&service), encryption, Arc::clone(&admission))
                 .await
                 .expect("binding");
             addrs.push(server.local_addr().expect("the bound address"));
