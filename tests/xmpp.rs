@@ -770,3 +770,49 @@ fn stream_management_resumes_a_session_with_what_its_client_missed_and_keeps_it_
     late.read_until("<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
     assert!(server.crashes().is_empty(), "{:?}", server.crashes());
 }
+
+/// Stanzas a bound client sends, well-formed, for the fuzz run to mutate.
+const STANZAS: &[&str] = &[
+    "<message to='alice@localhost/desk' type='chat' id='m'><body>hello</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+    "<presence><show>away</show><status>out</status><priority>5</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>",
+    "<iq type='set' id='r'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>G</group></item></query></iq>",
+    "<iq type='get' id='d' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>",
+    "<iq type='set' id='a'><query xmlns='urn:xmpp:mam:2' queryid='q'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field><field var='start'><value>2020-01-01T00:00:00Z</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>5</max><before/></set></query></iq>",
+    "<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='x'><metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='1' id='x' type='image/png'/></metadata></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>",
+    "<presence to='room@conference.localhost/nick'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='3'/><password>p</password></x></presence>",
+    "<message to='room@conference.localhost' type='groupchat'><subject>s</subject><body>b</body></message>",
+    "<iq type='set' id='o' to='room@conference.localhost'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='nick' role='none'><reason>r</reason></item></query></iq>",
+    "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='eve@localhost'/></block></iq>",
+    "<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>AAAA</BINVAL></PHOTO></vCard></iq>",
+    "<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/>",
+    "<a xmlns='urn:xmpp:sm:3' h='0'/>",
+    "<inactive xmlns='urn:xmpp:csi:0'/>",
+];
+
+#[test]
+fn mutated_stanzas_get_answers_or_stream_errors_and_never_a_handler_fault() {
+    use common::fuzz::{Rng, cases, mutate, seed};
+    let server = server(&[]);
+    let mut rng = Rng::new(seed());
+    let mut client = login(&server, "desk");
+    for case in 0..cases(300) {
+        let stanza = STANZAS[rng.below(STANZAS.len())];
+        let mutated = mutate(&mut rng, stanza.as_bytes(), STANZAS);
+        client.send(&String::from_utf8_lossy(&mutated));
+        // A round trip says the session is still there; a stream error
+        // (or a stanza the mutation left open, swallowing the ping) ends
+        // this connection, and the next case starts on a new one.
+        client.send(&format!(
+            "<iq type='get' id='fuzz{case}'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ));
+        let answered = client.try_read_until(&format!("id='fuzz{case}'"), std::time::Duration::from_millis(500));
+        if answered.is_none() {
+            client = login(&server, "desk");
+        }
+    }
+    // The server is as it was: a new session logs in and is answered.
+    let mut last = login(&server, "laptop");
+    last.send("<iq type='get' id='end'><ping xmlns='urn:xmpp:ping'/></iq>");
+    read_iq(&mut last, "end");
+    assert!(server.crashes().is_empty(), "{:#?}", server.crashes());
+}
