@@ -1,14 +1,21 @@
-//! Bounded fuzzing of the framer on stable Rust, with every test run:
-//! streams mutated towards XML's edges (see `common::fuzz`) must frame the
-//! same whether the bytes arrive whole or in random pieces, and never
-//! panic. A failure prints its seed; `EJ_FUZZ_SEED=N` replays it, and
+//! Bounded fuzzing on stable Rust, with every test run: streams mutated
+//! towards XML's edges (see `common::fuzz`) must frame the same whether
+//! the bytes arrive whole or in random pieces, and never panic; random
+//! lists of actions from a guest (the faulty handler's `<chaos/>`), on
+//! connections that then leave politely or not, must leave the host
+//! serving, with no panic. A failure prints its seed; `EJ_FUZZ_SEED=N`
+//! replays it, and
 //! `EJ_FUZZ_CASES=1000000 cargo test --release -p ej --test fuzz` runs
 //! longer. (`fuzz/` has the same property as a cargo-fuzz target, for
 //! coverage-guided runs on nightly.)
 
 mod common;
 
+use std::time::Duration;
+
+use common::Server;
 use common::fuzz::{Rng, cases, mutate, seed};
+use common::probes::sync;
 use ej::framer::{Frame, Framer};
 
 /// Stream openings and stanzas, well-formed, to mutate.
@@ -63,4 +70,30 @@ fn mutated_streams_frame_alike_whole_and_in_any_pieces() {
             String::from_utf8_lossy(&input)
         );
     }
+}
+
+#[test]
+fn random_action_lists_from_a_guest_never_take_the_host_down() {
+    let server = Server::start("faulty", &["--on-fault", "skip"]);
+    let mut rng = Rng::new(seed());
+    for _ in 0..cases(200) {
+        let mut client = server.open();
+        for _ in 0..=rng.below(4) {
+            client.send(&format!("<chaos seed='{}' n='{}'/>", rng.next(), rng.below(300)));
+        }
+        // Whatever comes back for a moment; then the peer goes, politely
+        // or not.
+        let _ = client.try_read_until("never", Duration::from_millis(20));
+        if rng.below(2) == 0 {
+            client.reset();
+        }
+    }
+    let mut client = server.open();
+    sync(&mut client);
+    let panics: Vec<String> = server
+        .text_log()
+        .into_iter()
+        .filter(|line| line.contains("panicked"))
+        .collect();
+    assert!(panics.is_empty(), "{panics:#?}");
 }

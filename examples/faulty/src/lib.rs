@@ -49,6 +49,7 @@
 //! | `<stubborn/>`                           | from now on routes every bounced payload again and binds every refused address again; replies `<stubborn/>` |
 //! | `<hold token='T' ms='N'/>`              | holds the session under T for N ms, replies `<held token='T'/>` |
 //! | `<take-over token='T'/>`                | takes over the session held under T (the reply comes with `took-over`) |
+//! | `<chaos seed='S' n='N'/>`               | returns N actions drawn at random from seed S: any kind, with arguments small, large or odd (the host must survive any list) |
 //!
 //! Events from the host:
 //!
@@ -297,6 +298,7 @@ impl Handler for Faulty {
                 cx.send(format!("<held token='{}'/>", xml::escape(token)));
             }
             "take-over" => cx.take_over(text(&el, "token")?),
+            "chaos" => chaos(cx, number(&el, "seed")?, number(&el, "n")?),
             "stats" => cx.send(format!(
                 "<stats count='{}' routed='{}' fired='{}'/>",
                 self.count, self.routed, self.fired
@@ -461,6 +463,40 @@ fn spin() -> ! {
     let mut i = 0u64;
     loop {
         i = black_box(i.wrapping_add(1));
+    }
+}
+
+/// Adds `n` actions drawn from `seed`: every kind of action, on a few
+/// addresses, timers and tokens shared by every connection, with
+/// arguments from zero to huge.
+fn chaos(cx: &mut Context, seed: u64, n: u32) {
+    let mut state = seed.max(1);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let name = |pick: u64| ["a", "b", "c", "", "é/…", "<x>"][(pick % 6) as usize];
+    let size = |pick: u64| [0, 1, 1024, u32::MAX][(pick % 4) as usize];
+    for _ in 0..n {
+        let (kind, pick) = (next() % 14, next());
+        match kind {
+            0 => cx.send(["<x/>", "", "<y>", "\0", "</stream:stream>"][(pick % 5) as usize]),
+            1 if pick % 8 == 0 => cx.close(Some("<bye/>".to_owned())),
+            2 => cx.throttle(size(pick)),
+            3 if pick % 4 == 0 => cx.reset_stream(),
+            4 if pick % 16 == 0 => cx.start_tls(),
+            5 => cx.max_stanza(size(pick)),
+            6 => cx.bind(name(pick)),
+            7 => cx.unbind(name(pick)),
+            8 => cx.route(name(pick), "<chaos-routed/>"),
+            9 => cx.set_timer(name(pick), size(pick) % 50),
+            10 => cx.cancel_timer(name(pick)),
+            11 => cx.hold(name(pick), size(pick) % 2000),
+            12 => cx.take_over(name(pick)),
+            _ => {}
+        }
     }
 }
 
