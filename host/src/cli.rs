@@ -166,6 +166,11 @@ pub struct Serve {
     /// instead of stderr.
     #[arg(long, value_name = "PATH")]
     pub crash_log: Option<PathBuf>,
+    /// Serve Prometheus metrics (connections, events and faults by kind,
+    /// event latency, instances in use, store reruns, bytes out, swaps) on
+    /// this loopback address, e.g. 127.0.0.1:9185. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// How log lines look.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

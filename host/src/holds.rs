@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::{METRICS, Metrics};
 use crate::registry::{Delivery, Holder};
 use crate::timers::Timers;
 
@@ -82,6 +83,7 @@ pub struct Slot(Arc<AtomicUsize>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        Metrics::uncount(&METRICS.detached);
     }
 }
 
@@ -158,6 +160,7 @@ impl Holds {
                 (detached < self.max_detached).then_some(detached + 1)
             })
             .ok()?;
+        Metrics::count(&METRICS.detached);
         Some(Slot(Arc::clone(&self.detached)))
     }
 

@@ -17,6 +17,7 @@ pub mod framer;
 pub mod holds;
 pub mod imports;
 pub mod limits;
+pub mod metrics;
 pub mod module;
 pub mod outbox;
 pub mod registry;

@@ -111,6 +111,10 @@ async fn serve(args: Serve) -> Result<()> {
     }
 
     let (stop, stopped) = watch::channel(false);
+    if let Some(addr) = args.metrics {
+        let bound = ej::metrics::serve(addr).await?;
+        tracing::info!(%bound, "metrics");
+    }
     let admin = AdminEndpoint::bind(&args.admin).await?;
     let served = Served {
         services: services.clone(),

@@ -185,6 +185,7 @@ impl Sandbox {
         env: &Env,
     ) -> Result<Completed, Fault> {
         let _slot = self.slots.acquire().await.expect("the slot semaphore is never closed");
+        let _in_use = crate::metrics::InUse::enter();
         let mut store = self.new_store(env);
 
         let result = async {

@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Refusal};
+use crate::metrics::{METRICS, Metrics};
 use crate::service::Service;
 use crate::session::{self, Encryption};
 use crate::warning::Warning;
@@ -70,7 +71,10 @@ impl Server {
                 _ = shutdown.changed() => break,
             };
             let place = match self.admission.admit(peer.ip()) {
-                Ok(place) => place,
+                Ok(place) => {
+                    Metrics::count(&METRICS.accepted);
+                    place
+                }
                 Err(refusal) => {
                     self.refuse(stream, peer, refusal);
                     continue;
@@ -82,6 +86,7 @@ impl Server {
             let encryption = self.encryption;
             tokio::spawn(async move {
                 session::run(stream, id, service, encryption, shutdown).await;
+                Metrics::count(&METRICS.closed);
                 drop(place);
             });
         }
@@ -98,6 +103,10 @@ impl Server {
     /// stream error, written only if the socket takes it at once), and
     /// closes its socket; logs it at most once a second.
     fn refuse(&self, stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+        Metrics::count(match refusal {
+            Refusal::Full => &METRICS.refused,
+            Refusal::PeerFull => &METRICS.refused_per_ip,
+        });
         let (condition, text) = refusal.stream_error();
         if self.encryption == Encryption::Plain {
             let _ = stream.try_write(&session::stream_error(condition, text, true));

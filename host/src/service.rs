@@ -15,6 +15,7 @@ use crate::db::CommitError;
 use crate::fault::{Fault, FaultKind};
 use crate::imports::Env;
 use crate::limits::ConnectionLimits;
+use crate::metrics::{METRICS, Metrics};
 use crate::module::{self, Module};
 use crate::registry::Delivery;
 use crate::sandbox::Sandbox;
@@ -108,6 +109,7 @@ impl Service {
             loaded_at_ms = info.loaded_at_ms,
             "module swapped"
         );
+        Metrics::count(&METRICS.swaps);
         Ok(Reload::Swapped(info))
     }
 
@@ -126,38 +128,51 @@ impl Service {
         event: &Event,
         check: impl Fn(&[Action]) -> Result<(), Fault>,
     ) -> Result<Outcome, Fault> {
-        let max_retries = self.sandbox.limits().max_retries;
-        let db = &self.env.db;
-        let mut _lanes = None;
-        for retries in 0..=max_retries {
-            let current = self.module();
-            if !Arc::ptr_eq(&current, module) {
-                record.module = current.info().clone();
-                *module = current;
-            }
-            let mut completed = self.sandbox.handle(module, record, state, event, &self.env).await?;
-            check(&completed.outcome.actions)?;
-            completed.transaction.retries = retries;
-            // The writes are durable before anything the event asked for
-            // happens, so whoever hears of it can read them.
-            match db.commit(completed.transaction).await {
-                Ok(()) => return Ok(completed.outcome),
-                Err(CommitError::Conflict(reads)) => {
-                    // Leave the lanes held before queueing for new ones.
-                    _lanes = None;
-                    _lanes = Some(db.lanes().enter(&reads).await);
+        let started = std::time::Instant::now();
+        let result = async {
+            let max_retries = self.sandbox.limits().max_retries;
+            let db = &self.env.db;
+            let mut _lanes = None;
+            for retries in 0..=max_retries {
+                let current = self.module();
+                if !Arc::ptr_eq(&current, module) {
+                    record.module = current.info().clone();
+                    *module = current;
                 }
-                Err(error @ CommitError::Failed(_)) => return Err(Fault::host(FaultKind::Store, error.to_string())),
+                let mut completed = self.sandbox.handle(module, record, state, event, &self.env).await?;
+                check(&completed.outcome.actions)?;
+                completed.transaction.retries = retries;
+                // The writes are durable before anything the event asked for
+                // happens, so whoever hears of it can read them.
+                match db.commit(completed.transaction).await {
+                    Ok(()) => return Ok(completed.outcome),
+                    Err(CommitError::Conflict(reads)) => {
+                        Metrics::count(&METRICS.reruns);
+                        // Leave the lanes held before queueing for new ones.
+                        _lanes = None;
+                        _lanes = Some(db.lanes().enter(&reads).await);
+                    }
+                    Err(error @ CommitError::Failed(_)) => {
+                        return Err(Fault::host(FaultKind::Store, error.to_string()));
+                    }
+                }
             }
+            Err(Fault::host(
+                FaultKind::Conflict,
+                format!(
+                    "what the event read from the store was changed by another commit each of the {} times it ran \
+                     (--max-retries {max_retries})",
+                    max_retries + 1
+                ),
+            ))
         }
-        Err(Fault::host(
-            FaultKind::Conflict,
-            format!(
-                "what the event read from the store was changed by another commit each of the {} times it ran \
-                 (--max-retries {max_retries})",
-                max_retries + 1
-            ),
-        ))
+        .await;
+        METRICS.event(
+            event.kind(),
+            started.elapsed(),
+            result.as_ref().err().map(|fault| fault.kind),
+        );
+        result
     }
 
     /// Runs an operator's command through the handler (the `operator`

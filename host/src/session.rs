@@ -29,6 +29,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::framer::{Frame, FrameError, Framer};
 use crate::holds::{Held, Hold, MAX_TOKEN_BYTES, Request, Slot};
 use crate::limits::FaultPolicy;
+use crate::metrics::{METRICS, Metrics};
 use crate::module::Module;
 use crate::outbox::Outbox;
 use crate::registry::{Delivery, Holder};
@@ -238,6 +239,7 @@ impl Ending {
     }
 
     fn slow_reader() -> Self {
+        Metrics::count(&METRICS.slow_readers);
         Self::with_error(
             CloseReason::StreamError,
             "resource-constraint",

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::metrics::{METRICS, Metrics};
 use crate::outbox::Outbox;
 use crate::throttle::{Rate, Throttle};
 use crate::tls::{Encrypted, Received, TlsSession};
@@ -368,6 +369,7 @@ async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>, tls: Option<Arc<TlsS
         if write_all(&stream, bytes).await.is_err() {
             return;
         }
+        Metrics::add(&METRICS.outbound_bytes, bytes.len());
         outbox.written(buf.len());
     }
     if let Some(tls) = tls {
