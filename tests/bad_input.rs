@@ -100,6 +100,20 @@ fn a_stanza_over_the_limit_is_a_policy_violation() {
 }
 
 #[test]
+fn a_stanza_nested_deeper_than_the_limit_is_a_policy_violation() {
+    let server = serve();
+    let mut client = opened(&server);
+    // Sixty-four levels are fine; the sixty-fifth start tag ends the stream
+    // without waiting for the rest.
+    let within = format!("{}<b/>{}", "<a>".repeat(63), "</a>".repeat(63));
+    client.send(&within);
+    client.read_until("<b/>");
+    client.send(&"<a>".repeat(65));
+    let error = assert_stream_error(&server, client, "policy-violation");
+    assert!(error.contains("nested deeper than 64"), "{error}");
+}
+
+#[test]
 fn a_stanza_over_the_limit_sent_one_byte_at_a_time_is_a_policy_violation() {
     let server = serve();
     let mut client = opened(&server);

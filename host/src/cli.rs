@@ -183,6 +183,10 @@ pub struct LimitArgs {
     /// `<policy-violation/>` stream error.
     #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse_size)]
     pub max_stanza_bytes: usize,
+    /// Deepest nesting of elements in a stanza (its root is at depth 1);
+    /// deeper ends the stream with a `<policy-violation/>` stream error.
+    #[arg(long, value_name = "N", default_value_t = crate::framer::DEFAULT_MAX_DEPTH)]
+    pub max_depth: usize,
     /// Inbound bytes per second per connection; handlers may only lower it.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub read_rate: usize,
@@ -386,6 +390,7 @@ impl LimitArgs {
     pub fn connection(&self, on_fault: FaultPolicy) -> ConnectionLimits {
         ConnectionLimits {
             max_stanza_bytes: self.max_stanza_bytes,
+            max_depth: self.max_depth,
             read_rate: u32::try_from(self.read_rate).unwrap_or(u32::MAX),
             max_outbound_bytes: self.max_outbound_bytes,
             linger: self.linger,

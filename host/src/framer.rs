@@ -53,6 +53,11 @@ pub enum FrameError {
         /// The configured maximum size in bytes.
         limit: usize,
     },
+    /// A stanza nests elements deeper than `limit` (its root is at depth 1).
+    TooDeep {
+        /// The configured maximum depth.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -64,11 +69,16 @@ impl fmt::Display for FrameError {
                 write!(f, "unsupported encoding {encoding:?}: the stream must be UTF-8")
             }
             Self::TooLarge { limit } => write!(f, "stanza larger than {limit} bytes"),
+            Self::TooDeep { limit } => write!(f, "elements nested deeper than {limit}"),
         }
     }
 }
 
 impl std::error::Error for FrameError {}
+
+/// How deep a stanza may nest elements unless `set_max_depth` says
+/// otherwise.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
 
 /// A push-style, resumable framer for one XML stream.
 ///
@@ -87,6 +97,8 @@ pub struct Framer {
     pos: usize,
     /// Largest header or stanza accepted, in bytes.
     max: usize,
+    /// Deepest nesting of elements accepted in a stanza.
+    max_depth: usize,
     /// Where in the stream the framer is.
     phase: Phase,
     /// Where inside the markup the lexer is.
@@ -239,6 +251,7 @@ impl Framer {
             start: 0,
             pos: 0,
             max: max_stanza_bytes,
+            max_depth: DEFAULT_MAX_DEPTH,
             phase: Phase::BeforeDecl,
             lex: Lex::Idle,
             depth: 0,
@@ -277,6 +290,14 @@ impl Framer {
     /// read on.
     pub fn set_max(&mut self, max_stanza_bytes: usize) {
         self.max = max_stanza_bytes;
+    }
+
+    /// Accepts stanzas nesting elements at most `max_depth` deep (the root
+    /// is at depth 1); deeper is [`FrameError::TooDeep`]. Handlers walk
+    /// element trees, often recursively: a bound keeps any of them from
+    /// running out of stack on a stanza of nothing but start tags.
+    pub fn set_max_depth(&mut self, max_depth: usize) {
+        self.max_depth = max_depth.max(1);
     }
 
     /// Bytes pushed and not yet framed or skipped.
@@ -483,6 +504,9 @@ impl Framer {
             } else {
                 Ok(Some(Done::Header))
             };
+        }
+        if self.depth >= self.max_depth {
+            return Err(FrameError::TooDeep { limit: self.max_depth });
         }
         if !slash {
             self.depth += 1;
@@ -1444,6 +1468,24 @@ mod tests {
         let stanza = max_size_stanza(max);
         let result = feed(&mut Framer::new(max), format!("<s>{stanza}").as_bytes(), 3);
         assert_eq!(result, Ok(vec![open("<s>"), Frame::Stanza(stanza)]));
+    }
+
+    #[test]
+    fn stanzas_nest_at_most_max_depth_elements() {
+        let nested = |depth: usize| format!("{}<leaf/>{}", "<a>".repeat(depth - 1), "</a>".repeat(depth - 1));
+        let mut framer = Framer::new(1 << 16);
+        framer.set_max_depth(8);
+        let deepest = nested(8);
+        let input = format!("{HEADER}{deepest}");
+        let frames = feed(&mut framer, input.as_bytes(), 5).expect("eight deep is accepted");
+        assert_eq!(frames.len(), 2);
+        let mut framer = Framer::new(1 << 16);
+        framer.set_max_depth(8);
+        let input = format!("{HEADER}{}", nested(9));
+        assert_eq!(
+            feed(&mut framer, input.as_bytes(), 5),
+            Err(FrameError::TooDeep { limit: 8 })
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum FaultPolicy {
 pub struct ConnectionLimits {
     /// Largest stanza (or stream header) accepted, in bytes.
     pub max_stanza_bytes: usize,
+    /// Deepest nesting of elements accepted in a stanza.
+    pub max_depth: usize,
     /// Inbound rate in bytes per second; also the ceiling for `throttle`.
     pub read_rate: u32,
     /// Bytes queued for a peer that has not read them yet; past this the
@@ -49,6 +51,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_stanza_bytes: 64 * 1024,
+            max_depth: crate::framer::DEFAULT_MAX_DEPTH,
             read_rate: 1024 * 1024,
             max_outbound_bytes: 1024 * 1024,
             linger: Duration::from_secs(2),

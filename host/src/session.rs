@@ -28,7 +28,7 @@ use crate::crash::{CrashReport, now_ms};
 use crate::fault::{Fault, FaultKind};
 use crate::framer::{Frame, FrameError, Framer};
 use crate::holds::{Held, Hold, MAX_TOKEN_BYTES, Request, Slot};
-use crate::limits::FaultPolicy;
+use crate::limits::{ConnectionLimits, FaultPolicy};
 use crate::metrics::{METRICS, Metrics};
 use crate::module::Module;
 use crate::outbox::Outbox;
@@ -99,7 +99,7 @@ pub async fn run(
         },
         module,
         state: Vec::new(),
-        framer: Framer::new(limits.max_stanza_bytes),
+        framer: framer(limits, limits.max_stanza_bytes),
         max_stanza: limits.max_stanza_bytes,
         header_deadline: Some(tokio::time::Instant::now() + limits.header_timeout),
         outbox,
@@ -224,7 +224,7 @@ impl Ending {
             FrameError::NotWellFormed(_) => "not-well-formed",
             FrameError::Restricted(_) => "restricted-xml",
             FrameError::UnsupportedEncoding(_) => "unsupported-encoding",
-            FrameError::TooLarge { .. } => "policy-violation",
+            FrameError::TooLarge { .. } | FrameError::TooDeep { .. } => "policy-violation",
         };
         Self::with_error(CloseReason::StreamError, condition, error.to_string())
     }
@@ -612,7 +612,7 @@ impl Session {
         tracing::debug!(id = self.record.id, resumed = established.resumed, "TLS started");
         self.link.encrypt(established.encrypted);
         self.record.tls = Some(established.info);
-        self.framer = Framer::new(self.max_stanza);
+        self.framer = framer(&self.service.limits, self.max_stanza);
         self.await_header();
         Ok(())
     }
@@ -762,6 +762,14 @@ impl Session {
             fault,
         });
     }
+}
+
+/// A framer for a new stream, within `limits`, accepting stanzas of at most
+/// `max_stanza` bytes.
+fn framer(limits: &ConnectionLimits, max_stanza: usize) -> Framer {
+    let mut framer = Framer::new(max_stanza);
+    framer.set_max_depth(limits.max_depth);
+    framer
 }
 
 /// The bytes of a host stream error, preceded by a stream header if the
