@@ -370,3 +370,14 @@ fn wit_prints_the_world_a_handler_is_built_against() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(dir.join("handler.wit")).unwrap(), wit);
 }
+
+#[test]
+fn the_rust_sdk_carries_the_very_same_wit() {
+    // `guest/` keeps its own copy so that ej-guest can be packaged and
+    // published on its own; it must never drift from the host's.
+    assert_eq!(
+        include_str!("../guest/wit/handler.wit"),
+        include_str!("../wit/handler.wit"),
+        "guest/wit/handler.wit differs from wit/handler.wit: copy it over"
+    );
+}
