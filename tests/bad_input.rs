@@ -100,6 +100,26 @@ fn a_stanza_over_the_limit_is_a_policy_violation() {
 }
 
 #[test]
+fn a_stanza_sent_a_byte_now_and_then_times_out_while_a_slow_one_in_time_is_served() {
+    let server = Server::start("echo", &["--stanza-timeout", "1s"]);
+    let mut client = opened(&server);
+    for piece in ["<message><bo", "dy>slow but", " in time</body></message>"] {
+        client.send(piece);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    client.read_until("in time</body></message>");
+    let started = std::time::Instant::now();
+    client.send("<message>");
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        client.send("x");
+    }
+    let error = assert_stream_error(&server, client, "connection-timeout");
+    assert!(error.contains("a stanza took longer than 1s"), "{error}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+}
+
+#[test]
 fn a_stanza_nested_deeper_than_the_limit_is_a_policy_violation() {
     let server = serve();
     let mut client = opened(&server);

@@ -253,6 +253,12 @@ pub struct LimitArgs {
     /// `<connection-timeout/>` stream error.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
+    /// How long a peer may take to finish a stanza it has begun; then it
+    /// gets a `<connection-timeout/>` stream error (no peer holds a
+    /// connection by sending a byte now and then). A handler that throttles
+    /// its peer far below this pace should raise it.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub stanza_timeout: Duration,
     /// The longest a session held for its peer (a handler's `hold`) waits
     /// for it to come back on a new connection; longer windows are cut to
     /// this.
@@ -401,6 +407,7 @@ impl LimitArgs {
             max_chain: self.max_chain,
             shutdown_timeout: self.shutdown_timeout,
             header_timeout: self.header_timeout,
+            stanza_timeout: self.stanza_timeout,
             max_hold: self.max_hold,
         }
     }

@@ -42,6 +42,9 @@ pub struct ConnectionLimits {
     /// How long a peer may take to send its stream header, after connecting
     /// and after each restart of its stream.
     pub header_timeout: Duration,
+    /// How long a peer may take to send the rest of a stanza (or header)
+    /// once it has begun it.
+    pub stanza_timeout: Duration,
     /// The longest a session waits for its peer to come back (a `hold`'s
     /// window is cut to this).
     pub max_hold: Duration,
@@ -62,6 +65,7 @@ impl Default for ConnectionLimits {
             max_chain: 64,
             shutdown_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
+            stanza_timeout: Duration::from_secs(60),
             max_hold: Duration::from_secs(600),
         }
     }

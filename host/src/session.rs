@@ -102,6 +102,7 @@ pub async fn run(
         framer: framer(limits, limits.max_stanza_bytes),
         max_stanza: limits.max_stanza_bytes,
         header_deadline: Some(tokio::time::Instant::now() + limits.header_timeout),
+        stanza_deadline: None,
         outbox,
         rate,
         opened: false,
@@ -147,6 +148,8 @@ struct Session {
     max_stanza: usize,
     /// When the peer must have sent its stream header, while one is awaited.
     header_deadline: Option<tokio::time::Instant>,
+    /// When the stanza the peer has begun must be complete, while one is.
+    stanza_deadline: Option<tokio::time::Instant>,
     outbox: Arc<Outbox>,
     rate: Rate,
     /// Whether anything was written to the peer: a host stream error opens
@@ -275,6 +278,18 @@ impl Session {
                     "connection-timeout",
                     "no stream header in time",
                 )),
+                () = sleep_until(self.stanza_deadline), if attached => {
+                    if !self.link.input.is_empty() {
+                        // What arrived meanwhile may complete it.
+                        self.stanza_deadline = None;
+                        continue;
+                    }
+                    Flow::End(Ending::with_error(
+                        CloseReason::StreamError,
+                        "connection-timeout",
+                        format!("a stanza took longer than {:?} to arrive", self.service.limits.stanza_timeout),
+                    ))
+                }
                 () = sleep_until(self.detached.as_ref().map(|detached| detached.until)) => {
                     Flow::End(Ending::quietly(CloseReason::Expired))
                 }
@@ -432,7 +447,17 @@ impl Session {
                 return Flow::End(ending);
             }
             let event = match self.framer.next_frame() {
-                Ok(None) => return Flow::Continue,
+                Ok(None) => {
+                    // A stanza begun must be finished in time: no peer holds
+                    // a connection by sending a byte now and then.
+                    self.stanza_deadline = match self.framer.unframed() {
+                        0 => None,
+                        _ => self
+                            .stanza_deadline
+                            .or_else(|| Some(tokio::time::Instant::now() + self.service.limits.stanza_timeout)),
+                    };
+                    return Flow::Continue;
+                }
                 Ok(Some(Frame::StreamOpen(header))) => {
                     self.header_deadline = None;
                     Event::StreamOpen(header)
@@ -441,6 +466,7 @@ impl Session {
                 Ok(Some(Frame::StreamEnd)) => return Flow::End(Ending::quietly(CloseReason::StreamEnd)),
                 Err(error) => return Flow::End(Ending::from_frame_error(error)),
             };
+            self.stanza_deadline = None;
             if let Flow::End(ending) = self.dispatch(event).await {
                 return Flow::End(ending);
             }
@@ -619,6 +645,7 @@ impl Session {
 
     /// A new stream header is due within `--header-timeout`.
     fn await_header(&mut self) {
+        self.stanza_deadline = None;
         self.header_deadline = Some(tokio::time::Instant::now() + self.service.limits.header_timeout);
     }
 
