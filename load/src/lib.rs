@@ -144,11 +144,14 @@ pub async fn run(options: &Options) -> Result<Report> {
             let Ok(permit) = permits.acquire_owned().await else {
                 return;
             };
+            let started = Instant::now();
             let session = tokio::time::timeout(login_timeout, client::login(&login, &user)).await;
             drop(permit);
             match session {
                 Ok(Ok(session)) => {
                     Stats::add(&shared.stats.logins);
+                    let took = started.elapsed().as_micros() as u64;
+                    shared.stats.login_latency.record(took);
                     client::run(session, shared, me, phase).await;
                 }
                 Ok(Err(error)) => {

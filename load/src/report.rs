@@ -150,6 +150,7 @@ impl Report {
     ) -> Self {
         let stats = &shared.stats;
         let latency = stats.latency.snapshot();
+        let login_latency = stats.login_latency.snapshot();
         let [logins, failures, sent, delivered, in_window] = [
             &stats.logins,
             &stats.login_failures,
@@ -193,6 +194,11 @@ impl Report {
             "login_failures": failures,
             "login_seconds": login_seconds,
             "logins_per_second": per_second(logins, login_seconds),
+            "login_ms": {
+                "p50": ms(login_latency.quantile(0.5)),
+                "p99": ms(login_latency.quantile(0.99)),
+                "max": ms(login_latency.max()),
+            },
             "send_seconds": send_seconds,
             "sent": sent,
             "delivered": delivered,
@@ -227,12 +233,15 @@ impl Report {
             (
                 "logins".into(),
                 format!(
-                    "{} of {} in {:.2} s: {:.0}/s ({} failed)",
+                    "{} of {} in {:.2} s: {:.0}/s ({} failed); each p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
                     j["logins"],
                     j["users"],
                     num(&j["login_seconds"]),
                     num(&j["logins_per_second"]),
-                    j["login_failures"]
+                    j["login_failures"],
+                    num(&j["login_ms"]["p50"]),
+                    num(&j["login_ms"]["p99"]),
+                    num(&j["login_ms"]["max"])
                 ),
             ),
         ];

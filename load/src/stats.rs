@@ -124,6 +124,8 @@ pub struct Stats {
     /// Pings and other iqs answered.
     pub iqs_answered: AtomicU64,
     pub latency: Histogram,
+    /// How long each successful login took, from connecting to presence.
+    pub login_latency: Histogram,
     /// The latencies since the last progress line.
     pub recent: Histogram,
     /// The first few distinct error messages, to show what went wrong.
