@@ -17,7 +17,8 @@
 # P99_LIMIT_MS, IDLE_USERS, CONCURRENCY, NO_STORE=1 (the <no-store/> hint:
 # no server archives), SKIP_BUILD=1 (use target/release/ej, ej-load and
 # target/guests/xmpp.wasm as built), EJ_MODULE (another handler file),
-# WRITE=0 (leave BENCHMARKS.md alone).
+# WRITE=0 (leave BENCHMARKS.md alone), KEEP=1 (keep the servers' files and
+# logs in the temporary directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -186,6 +187,7 @@ EOF
 
 prosody_start() {
     rm -f "$PROSODY_DIR/prosody.pid"
+    # The open-files limit is set again after su: PAM lowers it.
     su -s /bin/sh prosody -c "ulimit -n $(ulimit -n); exec prosody --config '$PROSODY_DIR/prosody.cfg.lua'" \
         >>"$PROSODY_DIR/stdout" 2>&1 &
     PIDS+=("$!")
@@ -263,7 +265,10 @@ ejabberdctl_() {
 }
 
 ejabberd_start() {
-    ejabberdctl_ foreground >>"$EJABBERD_DIR/stdout" 2>&1 &
+    # As the ejabberd user, so that ejabberdctl runs the node itself: its su
+    # (PAM) would bring the open-files limit back down to 1024.
+    su -s /bin/sh ejabberd -c "ulimit -n $(ulimit -n); exec ejabberdctl --config-dir '$EJABBERD_DIR/etc' \
+        --logs '$EJABBERD_DIR/log' --spool '$EJABBERD_DIR/spool' foreground" >>"$EJABBERD_DIR/stdout" 2>&1 &
     local ctl=$!
     PIDS+=("$ctl")
     wait_for ejabberdctl_ status
@@ -280,7 +285,7 @@ ejabberd_accounts() {
         echo "</host></server-data>"
     } >"$EJABBERD_DIR/accounts.xml"
     chown ejabberd: "$EJABBERD_DIR/accounts.xml" 2>/dev/null || true
-    ejabberdctl_ import_piefxis "$EJABBERD_DIR/accounts.xml"
+    ejabberdctl_ --no-timeout import_piefxis "$EJABBERD_DIR/accounts.xml"
 }
 
 ejabberd_stop() {
@@ -297,6 +302,10 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
+    if [ "${KEEP:-0}" != 1 ]; then
+        sleep 1
+        rm -rf "$WORK"
+    fi
 }
 
 # One ej-load run against the server started last; prints the JSON file.
