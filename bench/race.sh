@@ -26,7 +26,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 SERVERS=${SERVERS:-ej prosody ejabberd}
 USER_STEPS=${USER_STEPS:-200 2000}
-RATES=${RATES:-500 1000 2000 4000 8000 16000 32000}
+RATES=${RATES:-250 500 1000 2000 4000 8000 16000 32000}
 STEP_SECONDS=${STEP_SECONDS:-10}
 DRAIN=${DRAIN:-5}
 P99_LIMIT_MS=${P99_LIMIT_MS:-100}
@@ -396,7 +396,9 @@ main() {
     python3 bench/race_table.py "$RESULTS" "$P99_LIMIT_MS" "$command" >"$RESULTS/table.md"
     cat "$RESULTS/table.md"
     if [ "$WRITE" = 1 ]; then
-        python3 bench/race_table.py --into BENCHMARKS.md "$RESULTS/table.md"
+        local marker=race
+        [ "$NO_STORE" = 1 ] && marker=race-no-store
+        python3 bench/race_table.py --into BENCHMARKS.md "$RESULTS/table.md" "$marker"
         say "BENCHMARKS.md updated"
     fi
 }

@@ -2,7 +2,7 @@
 """The comparison table of a bench/race.sh run, from its JSON reports.
 
     race_table.py RESULTS_DIR P99_LIMIT_MS COMMAND   > table.md
-    race_table.py --into BENCHMARKS.md table.md      # between the race markers
+    race_table.py --into BENCHMARKS.md table.md race|race-no-store   # between those markers
 """
 
 import json
@@ -10,8 +10,8 @@ import pathlib
 import re
 import sys
 
-START = "<!-- race:start -->"
-END = "<!-- race:end -->"
+MARKERS = {"race": ("<!-- race:start -->", "<!-- race:end -->"),
+           "race-no-store": ("<!-- race-no-store:start -->", "<!-- race-no-store:end -->")}
 NAMES = {"ej": "ej", "prosody": "Prosody", "ejabberd": "ejabberd"}
 
 
@@ -60,6 +60,19 @@ def table(results, limit, command):
     rows = []  # (label, {server: value}, digits)
 
     for users in steps:
+        # The lowest rate, which every server ran: a like-for-like figure
+        # even where a server passed no step.
+        first = min((r["rate_target"] for r in runs if r["users"] == users and not r["idle"]), default=None)
+        at_first = {s: next((r for r in runs if r["label"] == s and r["users"] == users and not r["idle"]
+                             and r["rate_target"] == first), None) for s in servers}
+        rows.append((f"{users} users at {first:,.0f} msg/s: delivered msg/s",
+                     {s: (r["delivered_per_second"] if r else None) for s, r in at_first.items()}, 0))
+        rows.append((f"{users} users at {first:,.0f} msg/s: p50 ms",
+                     {s: (r["latency_ms"]["p50"] if r else None) for s, r in at_first.items()}, 1))
+        rows.append((f"{users} users at {first:,.0f} msg/s: p99 ms",
+                     {s: (r["latency_ms"]["p99"] if r else None) for s, r in at_first.items()}, 1))
+        rows.append((f"{users} users at {first:,.0f} msg/s: server CPU µs per delivered message",
+                     {s: (cpu_per_message(r) if r else None) for s, r in at_first.items()}, 0))
         best = {}
         for server in servers:
             mine = [r for r in runs if r["label"] == server and r["users"] == users and not r["idle"]]
@@ -153,20 +166,21 @@ def table(results, limit, command):
     return "\n".join(out) + "\n"
 
 
-def into(document, table_file):
+def into(document, table_file, marker):
+    start, end = MARKERS[marker]
     path = pathlib.Path(document)
     text = path.read_text()
-    block = f"{START}\n{pathlib.Path(table_file).read_text().rstrip()}\n{END}"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    block = f"{start}\n{pathlib.Path(table_file).read_text().rstrip()}\n{end}"
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--into":
-        into(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "--into":
+        into(sys.argv[2], sys.argv[3], sys.argv[4])
     elif len(sys.argv) == 4:
         sys.stdout.write(table(pathlib.Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]))
     else:

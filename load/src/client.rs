@@ -1,6 +1,6 @@
 //! One simulated user: a small XMPP client state machine. It logs in
-//! (stream header, SASL SCRAM, a new stream, resource binding, initial
-//! presence), then a reader task counts the messages that arrive and
+//! (stream header, STARTTLS if asked, SASL SCRAM, a new stream, resource
+//! binding, initial presence), then a reader task counts the messages that arrive and
 //! their latency, and a writer task sends messages on the run's schedule
 //! and answers the server's iqs (pings).
 
@@ -15,6 +15,11 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::scram::{Hash, Scram};
 use crate::stats::Stats;
@@ -40,6 +45,40 @@ pub struct LoginConfig {
     pub password: String,
     pub mechanism: Hash,
     pub resource: String,
+    /// STARTTLS before authenticating, when set.
+    pub tls: Option<Tls>,
+}
+
+/// What STARTTLS needs: the certificates to trust, the name to check.
+#[derive(Clone)]
+pub struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls({:?})", self.name)
+    }
+}
+
+impl Tls {
+    /// Trusts the PEM certificates in `ca_file` for the server `name`.
+    pub fn new(ca_file: &std::path::Path, name: &str) -> Result<Self> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file).with_context(|| format!("reading {}", ca_file.display()))? {
+            roots.add(cert.with_context(|| format!("a certificate in {}", ca_file.display()))?)?;
+        }
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            name: ServerName::try_from(name.to_owned()).context("the domain is not a TLS server name")?,
+        })
+    }
 }
 
 /// What a user does once logged in, the same for all of them.
@@ -193,7 +232,11 @@ pub async fn login(config: &LoginConfig, user: &str) -> Result<Session> {
         framer: Framer::new(MAX_ELEMENT),
         buf: vec![0; 16 * 1024].into_boxed_slice(),
     };
-    let features = conn.open(&config.domain).await?;
+    let mut features = conn.open(&config.domain).await?;
+    if let Some(tls) = &config.tls {
+        conn = starttls(conn, &features, tls).await?;
+        features = conn.open(&config.domain).await?;
+    }
     let offered: Vec<&str> = features
         .child("mechanisms")
         .map(|mechanisms| mechanisms.children.iter().map(|m| m.text.trim()).collect())
@@ -231,6 +274,29 @@ pub async fn login(config: &LoginConfig, user: &str) -> Result<Session> {
     Ok(Session {
         io: conn.io,
         framer: conn.framer,
+    })
+}
+
+/// Asks for STARTTLS and runs the handshake.
+async fn starttls(mut conn: Connection, features: &Element, tls: &Tls) -> Result<Connection> {
+    if features.child("starttls").is_none() {
+        bail!("the server does not offer STARTTLS");
+    }
+    conn.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").await?;
+    let answer = conn.element().await?;
+    if answer.name != "proceed" {
+        bail!("STARTTLS refused: <{}>", answer.name);
+    }
+    let Connection { io, framer, buf } = conn;
+    let io = tls
+        .connector
+        .connect(tls.name.clone(), io)
+        .await
+        .context("the TLS handshake")?;
+    Ok(Connection {
+        io: Box::new(io),
+        framer,
+        buf,
     })
 }
 
@@ -437,8 +503,10 @@ async fn write(
             if matches!(pace, Pace::FlatOut) {
                 shared.inflight[me].fetch_add(1, Ordering::Relaxed);
             }
-            writer.write_all(message.as_bytes()).await?;
+            // Counted before it goes, so that the drain never sees a message
+            // delivered before it was counted as sent.
             Stats::add(&shared.stats.sent);
+            writer.write_all(message.as_bytes()).await?;
         }
     }
     .await;

@@ -1,5 +1,5 @@
 //! `ej-load`: an XMPP load generator. It logs in N users over real XMPP
-//! (SASL SCRAM over plain TCP), has them exchange chat messages addressed
+//! (SASL SCRAM over plain TCP, or after STARTTLS), has them exchange chat messages addressed
 //! to bare JIDs at a target aggregate rate (open loop) or flat out, and
 //! reports logins/s, messages sent and delivered per second, delivery
 //! latency, errors and losses, and the server's CPU time and memory read
@@ -52,6 +52,13 @@ pub struct Options {
     /// Every account's password.
     #[arg(long, default_value = "load-password")]
     pub password: String,
+    /// Upgrade each connection with STARTTLS before authenticating.
+    #[arg(long, requires = "ca_file")]
+    pub starttls: bool,
+    /// The PEM certificates to trust with --starttls (for ej's own
+    /// self-signed one: DATA-DIR/tls/localhost.crt).
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The SASL mechanism: SCRAM-SHA-1 or SCRAM-SHA-256.
     #[arg(long, default_value = "SCRAM-SHA-1")]
     pub mechanism: String,
@@ -116,6 +123,10 @@ pub async fn run(options: &Options) -> Result<Report> {
         password: options.password.clone(),
         mechanism,
         resource: "load".to_owned(),
+        tls: match (&options.ca_file, options.starttls) {
+            (Some(ca_file), true) => Some(client::Tls::new(ca_file, &options.domain)?),
+            _ => None,
+        },
     });
     let shared = Arc::new(Shared::new(Plan {
         users: options.users,
@@ -186,6 +197,9 @@ pub async fn run(options: &Options) -> Result<Report> {
         phase_tx.send_replace(Phase::Drain);
         send_seconds = start.elapsed().as_secs_f64();
         let drain_until = Instant::now() + Duration::from_secs_f64(options.drain);
+        // A writer that took its last tick as the phase changed is still
+        // counting its message: give it a moment before comparing counts.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         while Stats::get(&stats.delivered) < Stats::get(&stats.sent) && Instant::now() < drain_until {
             tokio::time::sleep(Duration::from_millis(20)).await;
             progress.tick("drain");

@@ -190,6 +190,7 @@ impl Report {
             "idle": options.idle,
             "rate_target": if options.idle { 0.0 } else { options.rate },
             "no_store": options.no_store,
+            "starttls": options.starttls,
             "logins": logins,
             "login_failures": failures,
             "login_seconds": login_seconds,
