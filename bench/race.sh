@@ -60,6 +60,15 @@ install_servers() {
         exit 1
     }
     as_root rm -f /usr/sbin/policy-rc.d
+    # Should a package have started its service all the same, stop it: it
+    # would take CPU from the servers under test.
+    local pidfile
+    for pidfile in /run/prosody/prosody.pid /run/ejabberd/ejabberd.pid; do
+        if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            say "stopping the system service of $pidfile"
+            as_root kill -TERM "$(cat "$pidfile")" || true
+        fi
+    done
 }
 
 build() {
