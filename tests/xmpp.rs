@@ -529,6 +529,7 @@ fn operator_commands_manage_accounts_and_never_log_a_password() {
     server.command(&["user", "add", "bob", "bob-secret-1"]);
     server.command(&["user", "password", "bob", "bob-secret-2"]);
     assert_eq!(server.command(&["user", "list"]).lines().count(), 2);
+    assert_eq!(server.command(&["user", "list", "b"]).trim(), "bob@localhost");
     server.command(&["user", "remove", "bob"]);
     assert_eq!(server.command(&["user", "list"]).trim(), "alice@localhost");
     let everything = format!(

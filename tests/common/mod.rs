@@ -256,6 +256,11 @@ impl Server {
         Client::connect(self.addr)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client whose stream is open.
     pub fn open(&self) -> Client {
         let mut client = self.connect();

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::keys;
 use crate::sasl::Hash;
 
+/// Entries the host lists at most unless its operator raised `--max-listed`.
+const LISTED_BY_DEFAULT: usize = 1000;
+
 /// Stored credentials.
 #[derive(Serialize, Deserialize)]
 pub struct Account {
@@ -172,16 +175,25 @@ pub fn operator(cx: &mut Context, command: &str) -> Result<(), String> {
             crate::archive::set_limit(limit)?;
             format!("archives keep the last {limit} messages")
         }
-        ["user", "list"] => {
-            let users: Vec<String> = store::scan(keys::ACCOUNTS, 10_000)
+        ["user", "list", narrower @ ..] if narrower.len() <= 1 => {
+            let prefix = format!("{}{}", keys::ACCOUNTS, narrower.first().copied().unwrap_or_default());
+            let mut users: Vec<String> = store::scan(&prefix, 10_000)
                 .into_iter()
                 .filter_map(|(key, _)| key.strip_prefix(keys::ACCOUNTS).map(|user| format!("{user}@{domain}")))
                 .collect();
+            // The host lists at most `--max-listed` entries (1000 unless
+            // raised), and does not say when it stopped.
+            if users.len() >= LISTED_BY_DEFAULT {
+                users.push(format!(
+                    "(the first {}: a list stops at ej serve --max-listed; narrow it with user list PREFIX)",
+                    users.len()
+                ));
+            }
             users.join("\n")
         }
         _ => {
             return Err(
-                "commands: user add NAME PASSWORD | user password NAME PASSWORD | user remove NAME | user list \
+                "commands: user add NAME PASSWORD | user password NAME PASSWORD | user remove NAME | user list [PREFIX] \
                  | config registration open|closed | config archive-limit N"
                     .to_owned(),
             );
