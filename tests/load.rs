@@ -2,7 +2,9 @@
 //! in with SCRAM over plain TCP and exchange chat messages for 2 s; every
 //! message must arrive, with no error, and the server's `/proc` readings
 //! must be in the report. The same over STARTTLS, trusting the server's
-//! self-signed certificate.
+//! self-signed certificate. And overload: full mailboxes slow the senders
+//! and lose nothing, or, when routes may not wait, turn messages back as
+//! `resource-constraint` errors.
 
 mod common;
 
@@ -91,4 +93,47 @@ fn over_starttls() {
     assert_eq!(json["logins"], 4, "{table}");
     assert_eq!(json["lost"], 0, "{table}");
     assert!(json["delivered"].as_u64().expect("a count") >= 30, "{table}");
+}
+
+#[test]
+fn overload_slows_the_senders_and_loses_nothing() {
+    // Mailboxes of 2 and random pairs: receivers' mailboxes are full most of
+    // the time, so routes wait for room (and the senders' clients with
+    // them) instead of coming back; every message still arrives.
+    let server = Server::start("xmpp", &["--mailbox", "2"]);
+    let (json, table) = load(
+        &server,
+        10,
+        "busy",
+        &["--rate", "1000", "--duration", "1.5", "--drain", "20", "--random-pairs"],
+    );
+    assert_eq!(json["logins"], 10, "{table}");
+    let sent = json["sent"].as_u64().expect("a count");
+    assert!(sent >= 1000, "{table}");
+    assert_eq!(json["delivered"], sent, "{table}");
+    assert_eq!(json["lost"], 0, "{table}");
+    assert_eq!(json["stanza_errors"], 0, "{table}");
+}
+
+#[test]
+fn a_receiver_that_cannot_keep_up_sends_messages_back_as_resource_constraint() {
+    // The same overload, but routes may not wait: each message either
+    // arrives or comes back to its sender as a `resource-constraint` error
+    // (type `wait`) — none vanishes, none is re-routed in circles.
+    let server = Server::start("xmpp", &["--mailbox", "2", "--route-wait", "0ms"]);
+    let (json, table) = load(
+        &server,
+        10,
+        "busy",
+        &["--rate", "1000", "--duration", "1.5", "--drain", "5", "--random-pairs"],
+    );
+    let sent = json["sent"].as_u64().expect("a count");
+    let delivered = json["delivered"].as_u64().expect("a count");
+    let refused = json["stanza_errors"].as_u64().expect("a count");
+    assert!(refused > 0, "{table}");
+    assert_eq!(delivered + refused, sent, "{table}");
+    for error in json["errors"].as_array().expect("the errors noted") {
+        let error = error.as_str().expect("a text");
+        assert!(error.contains("resource-constraint"), "{error}\n{table}");
+    }
 }

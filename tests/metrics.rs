@@ -4,40 +4,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-
+use common::metrics::{endpoint, scrape, value};
 use common::probes::sync;
 use common::{Client, Server, ej};
-
-/// The figures the server at `metrics` serves now.
-fn scrape(metrics: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(metrics).expect("connecting to the metrics endpoint");
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: ej\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-    response.split_once("\r\n\r\n").unwrap().1.to_owned()
-}
-
-/// The value of the sample `name` (with its labels) in `figures`.
-fn value(figures: &str, name: &str) -> f64 {
-    figures
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{figures}"))
-        .parse()
-        .unwrap()
-}
 
 #[test]
 fn a_scrape_counts_connections_events_faults_and_bytes() {
     let server = Server::start("faulty", &["--metrics", "127.0.0.1:0", "--max-connections-per-ip", "3"]);
-    let bound = server.wait_for_log("metrics", |_| true)["bound"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let bound = endpoint(&server);
     let mut alice = server.open();
     sync(&mut alice);
     sync(&mut alice);

@@ -1,7 +1,8 @@
 //! Connections that talk to each other, driven through the faulty example
 //! handler's probes: addresses, routing in order under concurrent senders,
-//! undeliverable payloads, addresses released however a connection ends,
-//! lookup by prefix, and timers.
+//! full mailboxes (routes wait for room, never in a circle, and come back
+//! busy when it does not come), undeliverable payloads, addresses released
+//! however a connection ends, lookup by prefix, and timers.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use common::metrics::{endpoint, scrape, value};
 use common::probes::{PONG, attr, bind, number, sync};
 use common::{Client, PATIENCE, Server};
 
@@ -204,8 +206,8 @@ enum Pace {
 
 /// Routes `per_sender` numbered payloads from each of `senders` connections
 /// to one target, all at once; waits until every payload was either
-/// delivered or bounced; checks per-sender order, nothing lost, nothing
-/// twice. Returns (delivered, bounced) in total.
+/// delivered or came back busy; checks per-sender order, nothing lost,
+/// nothing twice. Returns (delivered, busy) in total.
 fn route_concurrently(
     server: &Server,
     senders: usize,
@@ -226,8 +228,8 @@ fn route_concurrently(
             std::thread::spawn(move || {
                 let route = |i: usize| format!("<route to='target'><n s='{s}' i='{i}'/></route>");
                 let record = |text: &str| {
-                    for item in text.split_inclusive("</undeliverable>") {
-                        assert!(item.starts_with("<undeliverable to='target'><n "), "{item:?}");
+                    for item in text.split_inclusive("</busy>") {
+                        assert!(item.starts_with("<busy to='target'><n "), "{item:?}");
                         assert_eq!(number(item, "s"), s);
                         bounced.lock().unwrap()[s].push(number(item, "i"));
                     }
@@ -244,7 +246,7 @@ fn route_concurrently(
                     }
                 }
                 while !done.load(Ordering::Relaxed) {
-                    if let Some(text) = client.try_read_until("</undeliverable>", Duration::from_millis(20)) {
+                    if let Some(text) = client.try_read_until("</busy>", Duration::from_millis(20)) {
                         record(&text);
                     }
                 }
@@ -292,7 +294,7 @@ fn route_concurrently(
         );
         assert!(
             back.is_sorted_by(|a, b| a < b),
-            "sender {s}: bounced out of order: {back:?}"
+            "sender {s}: busy out of order: {back:?}"
         );
         let mut all: Vec<usize> = got.iter().chain(back).copied().collect();
         all.sort_unstable();
@@ -304,19 +306,29 @@ fn route_concurrently(
 #[test]
 fn payloads_from_concurrent_senders_arrive_in_order_none_lost_or_duplicated() {
     let server = Server::start("faulty", &[]);
-    let (delivered, bounced) = route_concurrently(&server, 4, 200, Pace::Burst, |_| {});
-    // Any bounce means the mailbox (256 by default) was full, and what was
-    // in it is delivered.
-    assert!(delivered >= 256, "{delivered} delivered, {bounced} bounced");
+    // 800 payloads for a mailbox of 256: the senders wait for room.
+    let (delivered, busy) = route_concurrently(&server, 4, 200, Pace::Burst, |_| {});
+    assert_eq!((delivered, busy), (800, 0));
     assert!(server.crashes().is_empty());
 }
 
-/// A target that spins in one event while payloads come: its mailbox of 4
-/// fills, and the rest must come back to their senders.
-fn spinning_target_server() -> Server {
+/// A target that spins in one event (700 ms) while payloads come: its
+/// mailbox of 4 fills, and the senders wait for room up to `route_wait`.
+fn spinning_target_server(route_wait: &str) -> Server {
     Server::start(
         "faulty",
-        &["--mailbox", "4", "--event-timeout", "700ms", "--on-fault", "skip"],
+        &[
+            "--mailbox",
+            "4",
+            "--event-timeout",
+            "700ms",
+            "--on-fault",
+            "skip",
+            "--route-wait",
+            route_wait,
+            "--metrics",
+            "127.0.0.1:0",
+        ],
     )
 }
 
@@ -326,20 +338,82 @@ fn spin(target: &mut Client) {
 }
 
 #[test]
-fn a_full_mailbox_bounces_payloads_and_delivers_the_rest_in_order() {
-    let server = spinning_target_server();
-    let (delivered, bounced) = route_concurrently(&server, 4, 50, Pace::RoundTrip, spin);
-    assert!(delivered >= 4, "{delivered} delivered, {bounced} bounced");
-    assert!(bounced > 0, "{delivered} delivered, {bounced} bounced");
+fn a_route_to_a_full_mailbox_waits_for_room_and_loses_nothing() {
+    let server = spinning_target_server("5s");
+    let (delivered, busy) = route_concurrently(&server, 4, 50, Pace::Burst, spin);
+    assert_eq!((delivered, busy), (200, 0));
     assert_eq!(server.wait_for_crashes(1)[0]["kind"], "timeout");
+    let figures = scrape(endpoint(&server));
+    assert!(value(&figures, "ej_route_waits_total") > 0.0, "{figures}");
+    assert_eq!(value(&figures, "ej_routes_busy_total"), 0.0, "{figures}");
 }
 
 #[test]
-fn a_full_mailbox_bounces_every_payload_of_a_burst() {
-    let server = spinning_target_server();
-    let (delivered, bounced) = route_concurrently(&server, 4, 50, Pace::Burst, spin);
-    assert!(delivered >= 4, "{delivered} delivered, {bounced} bounced");
-    assert!(bounced > 0, "{delivered} delivered, {bounced} bounced");
+fn a_mailbox_that_stays_full_past_the_route_wait_sends_payloads_back_busy() {
+    let server = spinning_target_server("100ms");
+    for pace in [Pace::RoundTrip, Pace::Burst] {
+        let (delivered, busy) = route_concurrently(&server, 4, 50, pace, spin);
+        assert!(delivered >= 4, "{delivered} delivered, {busy} busy");
+        assert!(busy > 0, "{delivered} delivered, {busy} busy");
+    }
+    assert!(value(&scrape(endpoint(&server)), "ej_routes_busy_total") > 0.0);
+}
+
+/// Reads what `client` is sent until `n` routed payloads or busy ones have
+/// come; returns the numbers of each, in arrival order.
+fn returned(client: &mut Client, n: usize) -> (Vec<usize>, Vec<usize>) {
+    let (mut routed, mut busy) = (Vec::new(), Vec::new());
+    while routed.len() + busy.len() < n {
+        let text = client.read_until("</");
+        let text = text + &client.read_until(">");
+        let text = text.trim_start_matches(|c| c != '<');
+        if text.starts_with("<routed ") {
+            routed.push(number(text, "i"));
+        } else {
+            assert!(text.starts_with("<busy "), "{text:?}");
+            busy.push(number(text, "i"));
+        }
+    }
+    (routed, busy)
+}
+
+#[test]
+fn connections_flooding_each_others_full_mailboxes_deliver_everything_in_order() {
+    // Each routes 300 payloads to the other through mailboxes of 4: each
+    // waits for room in the other's mailbox while draining its own, so
+    // neither waits for the other forever (a minute's route wait would
+    // show as a timeout) and nothing comes back.
+    const N: usize = 300;
+    let server = Server::start("faulty", &["--mailbox", "4", "--route-wait", "60s"]);
+    let mut a = server.open();
+    let mut b = server.open();
+    bind(&mut a, "a");
+    bind(&mut b, "b");
+    let burst = |to: &str| -> String {
+        (0..N)
+            .map(|i| format!("<route to='{to}'><n i='{i}'/></route>"))
+            .collect()
+    };
+    a.send(&burst("b"));
+    b.send(&burst("a"));
+    let other = std::thread::spawn(move || returned(&mut b, N));
+    let all: Vec<usize> = (0..N).collect();
+    assert_eq!(returned(&mut a, N), (all.clone(), Vec::new()));
+    assert_eq!(other.join().unwrap(), (all, Vec::new()));
+}
+
+#[test]
+fn a_connection_routing_to_its_own_full_mailbox_drains_it_and_gets_everything() {
+    let server = Server::start("faulty", &["--mailbox", "4", "--route-wait", "60s"]);
+    let mut client = server.open();
+    bind(&mut client, "me");
+    client.send(
+        &(0..50)
+            .map(|i| format!("<route to='me'><n i='{i}'/></route>"))
+            .collect::<String>(),
+    );
+    assert_eq!(returned(&mut client, 50), ((0..50).collect(), Vec::new()));
+    sync(&mut client);
 }
 
 #[test]

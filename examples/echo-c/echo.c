@@ -500,7 +500,7 @@ static bool handle(const handler_connection_t *conn, echo_t *echo, const handler
       }
       return true;
     default:
-      // routed, undeliverable, bind-refused, timer, timer-refused, detached,
+      // routed, undeliverable, busy, bind-refused, timer, timer-refused, detached,
       // took-over: nothing to do.
       return true;
   }

@@ -49,7 +49,7 @@ export function handle(conn, state, event) {
         send('</stream:stream>');
       }
       break;
-    // routed, undeliverable, bind-refused, timer, timer-refused, detached,
+    // routed, undeliverable, busy, bind-refused, timer, timer-refused, detached,
     // took-over: nothing to do.
   }
   return { state: encoder.encode(JSON.stringify(echo)), actions };

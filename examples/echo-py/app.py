@@ -61,7 +61,7 @@ class WitWorld(wit_world.WitWorld):
         elif isinstance(event, Event_Closed):
             if event.value == CloseReason.STREAM_END:
                 send("</stream:stream>")
-        # routed, undeliverable, bind-refused, timer, timer-refused, detached,
+        # routed, undeliverable, busy, bind-refused, timer, timer-refused, detached,
         # took-over: nothing to do.
 
         encoded = json.dumps(echo, ensure_ascii=False, separators=(",", ":"))

@@ -99,6 +99,18 @@ pub trait Handler: Default + serde::Serialize + serde::de::DeserializeOwned {
         Ok(())
     }
 
+    /// A payload this connection routed was not taken: the connection at
+    /// `envelope.to` is there, but its mailbox stayed full (the host lets a
+    /// route wait for room a while, `--route-wait`). Routing it again at
+    /// once will likely meet the same: tell its sender to slow down, or
+    /// keep it for later.
+    ///
+    /// The default does nothing.
+    fn busy(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        let _ = (cx, envelope);
+        Ok(())
+    }
+
     /// Another connection already held `address` when this one asked to
     /// [`Context::bind`] it.
     ///
@@ -339,6 +351,7 @@ pub fn handle<H: Handler>(conn: Connection, state: &[u8], event: Event) -> Resul
         Event::Stanza(stanza) => handler.stanza(&mut cx, &stanza)?,
         Event::Routed(envelope) => handler.routed(&mut cx, envelope)?,
         Event::Undeliverable(envelope) => handler.undeliverable(&mut cx, envelope)?,
+        Event::Busy(envelope) => handler.busy(&mut cx, envelope)?,
         Event::BindRefused(address) => handler.bind_refused(&mut cx, &address)?,
         Event::Timer(tag) => handler.timer(&mut cx, &tag)?,
         Event::TimerRefused(tag) => handler.timer_refused(&mut cx, &tag)?,

@@ -13,21 +13,43 @@ pub use self::ej::handler::types::{Action, CloseReason, Envelope, ModuleInfo, Tl
 pub const WIT: &str = include_str!("../../wit/handler.wit");
 
 impl Event {
+    /// Every event's name, as in the WIT, in the order of `ordinal`.
+    pub const KINDS: [&'static str; 12] = [
+        "stream-open",
+        "stanza",
+        "routed",
+        "undeliverable",
+        "busy",
+        "bind-refused",
+        "timer",
+        "timer-refused",
+        "detached",
+        "took-over",
+        "closed",
+        "operator",
+    ];
+
+    /// The event's place in `KINDS` (where the metrics count it).
+    pub fn ordinal(&self) -> usize {
+        match self {
+            Event::StreamOpen(_) => 0,
+            Event::Stanza(_) => 1,
+            Event::Routed(_) => 2,
+            Event::Undeliverable(_) => 3,
+            Event::Busy(_) => 4,
+            Event::BindRefused(_) => 5,
+            Event::Timer(_) => 6,
+            Event::TimerRefused(_) => 7,
+            Event::Detached => 8,
+            Event::TookOver(_) => 9,
+            Event::Closed(_) => 10,
+            Event::Operator(_) => 11,
+        }
+    }
+
     /// The event's name in crash reports and logs.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Event::StreamOpen(_) => "stream-open",
-            Event::Stanza(_) => "stanza",
-            Event::Routed(_) => "routed",
-            Event::Undeliverable(_) => "undeliverable",
-            Event::BindRefused(_) => "bind-refused",
-            Event::Timer(_) => "timer",
-            Event::TimerRefused(_) => "timer-refused",
-            Event::Detached => "detached",
-            Event::TookOver(_) => "took-over",
-            Event::Closed(_) => "closed",
-            Event::Operator(_) => "operator",
-        }
+        Self::KINDS[self.ordinal()]
     }
 }
 

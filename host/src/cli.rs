@@ -229,10 +229,17 @@ pub struct LimitArgs {
     /// Entries one store scan or registry lookup returns at most.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_listed: usize,
-    /// Routed events that may wait for one connection; a payload routed to
-    /// a full mailbox comes back undeliverable.
+    /// Routed events that may wait for one connection; a route to a full
+    /// mailbox waits for room (`--route-wait`).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub mailbox: usize,
+    /// How long a route to a full mailbox waits for room, holding up its
+    /// sender's next event (a fast sender slows to its receiver's pace);
+    /// then the payload comes back `busy`. A wait that would close a circle
+    /// (two connections routing to each other's full mailboxes) does not
+    /// wait at all.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub route_wait: Duration,
     /// Addresses one connection may hold.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_addresses: usize,
@@ -402,6 +409,7 @@ impl LimitArgs {
             linger: self.linger,
             on_fault,
             mailbox: self.mailbox.max(1),
+            route_wait: self.route_wait,
             max_addresses: self.max_addresses,
             max_timers: self.max_timers,
             max_chain: self.max_chain,

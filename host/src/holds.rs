@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{METRICS, Metrics};
+use crate::outgoing::Outgoing;
 use crate::registry::{Delivery, Holder};
 use crate::timers::Timers;
 
@@ -45,6 +46,7 @@ pub struct Held {
     pub addresses: Vec<String>,
     pub timers: Timers,
     pub hold: Option<Hold>,
+    pub outgoing: Outgoing,
     pub state: Vec<u8>,
 }
 

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod module;
 pub mod outbox;
+pub mod outgoing;
 pub mod registry;
 pub mod sandbox;
 pub mod server;

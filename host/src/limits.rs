@@ -30,6 +30,8 @@ pub struct ConnectionLimits {
     pub on_fault: FaultPolicy,
     /// Events from other connections (routed payloads) waiting for this one.
     pub mailbox: usize,
+    /// How long a route to a full mailbox waits for room.
+    pub route_wait: Duration,
     /// Addresses one connection may hold.
     pub max_addresses: usize,
     /// Timers one connection may have set.
@@ -60,6 +62,7 @@ impl Default for ConnectionLimits {
             linger: Duration::from_secs(2),
             on_fault: FaultPolicy::Close,
             mailbox: 256,
+            route_wait: Duration::from_secs(1),
             max_addresses: 16,
             max_timers: 64,
             max_chain: 64,

@@ -13,25 +13,11 @@ use anyhow::{Context as _, Result, bail};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
+use crate::bindings::Event;
 use crate::fault::FaultKind;
 
 /// The process's figures.
 pub static METRICS: Metrics = Metrics::new();
-
-/// Event kinds, as `Event::kind` names them.
-const EVENT_KINDS: [&str; 11] = [
-    "stream-open",
-    "stanza",
-    "routed",
-    "undeliverable",
-    "bind-refused",
-    "timer",
-    "timer-refused",
-    "detached",
-    "took-over",
-    "closed",
-    "operator",
-];
 
 const FAULT_KINDS: [FaultKind; 9] = [
     FaultKind::Trap,
@@ -61,7 +47,9 @@ pub struct Metrics {
     pub outbound_bytes: AtomicU64,
     pub slow_readers: AtomicU64,
     pub swaps: AtomicU64,
-    events: [AtomicU64; EVENT_KINDS.len()],
+    pub route_waits: AtomicU64,
+    pub routes_busy: AtomicU64,
+    events: [AtomicU64; Event::KINDS.len()],
     faults: [AtomicU64; FAULT_KINDS.len()],
     latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
     latency_sum_us: AtomicU64,
@@ -80,7 +68,9 @@ impl Metrics {
             outbound_bytes: AtomicU64::new(0),
             slow_readers: AtomicU64::new(0),
             swaps: AtomicU64::new(0),
-            events: [const { AtomicU64::new(0) }; EVENT_KINDS.len()],
+            route_waits: AtomicU64::new(0),
+            routes_busy: AtomicU64::new(0),
+            events: [const { AtomicU64::new(0) }; Event::KINDS.len()],
             faults: [const { AtomicU64::new(0) }; FAULT_KINDS.len()],
             latency: [const { AtomicU64::new(0) }; LATENCY_BOUNDS_US.len() + 1],
             latency_sum_us: AtomicU64::new(0),
@@ -102,12 +92,10 @@ impl Metrics {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// An event of `kind` ran (all its runs) in `took`, faulting with
-    /// `fault` if it did.
-    pub fn event(&self, kind: &str, took: Duration, fault: Option<FaultKind>) {
-        if let Some(at) = EVENT_KINDS.iter().position(|known| *known == kind) {
-            Self::count(&self.events[at]);
-        }
+    /// `event` ran (all its runs) in `took`, faulting with `fault` if it
+    /// did.
+    pub fn event(&self, event: &Event, took: Duration, fault: Option<FaultKind>) {
+        Self::count(&self.events[event.ordinal()]);
         if let Some(at) = fault.and_then(|fault| FAULT_KINDS.iter().position(|known| *known == fault)) {
             Self::count(&self.faults[at]);
         }
@@ -162,7 +150,7 @@ impl Metrics {
             "Sessions held for peers that went away.",
             &one(get(&self.detached)),
         );
-        let events: Vec<(String, u64)> = EVENT_KINDS
+        let events: Vec<(String, u64)> = Event::KINDS
             .iter()
             .zip(&self.events)
             .map(|(kind, count)| (format!("{{kind=\"{kind}\"}}"), get(count)))
@@ -228,6 +216,18 @@ impl Metrics {
             "counter",
             "Modules swapped in by a reload.",
             get(&self.swaps),
+        );
+        metric(
+            "ej_route_waits_total",
+            "counter",
+            "Routes that found their mailbox full and waited for room.",
+            get(&self.route_waits),
+        );
+        metric(
+            "ej_routes_busy_total",
+            "counter",
+            "Routes not taken: the mailbox stayed full, or waiting would have closed a circle of waits.",
+            get(&self.routes_busy),
         );
         out
     }

@@ -3,7 +3,8 @@
 //!
 //! It is a set of ordered maps, sharded by address, each behind its own
 //! lock held only for a lookup or an update: routing one payload touches one
-//! shard for a moment, and no lock is global.
+//! shard for a moment, and no lock is global. Routes that find a mailbox
+//! full wait for room in their sender's `Outgoing`.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
@@ -29,6 +30,15 @@ pub enum Delivery {
     /// A payload the connection routed, back because its target closed
     /// before handling it.
     Bounced(Envelope),
+}
+
+impl Delivery {
+    /// The payload, whichever way it came.
+    pub fn into_envelope(self) -> Envelope {
+        match self {
+            Self::Routed { envelope, .. } | Self::Bounced(envelope) => envelope,
+        }
+    }
 }
 
 /// A connection holding an address.

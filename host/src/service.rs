@@ -167,11 +167,7 @@ impl Service {
             ))
         }
         .await;
-        METRICS.event(
-            event.kind(),
-            started.elapsed(),
-            result.as_ref().err().map(|fault| fault.kind),
-        );
+        METRICS.event(event, started.elapsed(), result.as_ref().err().map(|fault| fault.kind));
         result
     }
 
@@ -194,15 +190,16 @@ impl Service {
         for action in outcome.actions {
             match action {
                 Action::Send(text) => answer.push(text),
-                Action::Route(Route { to, payload }) => self.deliver(to, payload),
+                Action::Route(Route { to, payload }) => self.deliver(to, payload).await,
                 _ => {}
             }
         }
         Ok(answer)
     }
 
-    /// Delivers a payload from no connection: nobody hears if it is not.
-    fn deliver(&self, to: String, payload: String) {
+    /// Delivers a payload from no connection, waiting for room in a full
+    /// mailbox like any route: nobody hears if it is not delivered.
+    async fn deliver(&self, to: String, payload: String) {
         let Some(holder) = self.env.registry.holder(&to) else {
             return;
         };
@@ -213,7 +210,8 @@ impl Service {
             to,
             payload,
         };
-        let _ = holder.mailbox.try_send(Delivery::Routed { envelope, sender });
+        let delivery = Delivery::Routed { envelope, sender };
+        let _ = tokio::time::timeout(self.limits.route_wait, holder.mailbox.send(delivery)).await;
     }
 
     /// Reloads, logging the outcome; a rejected module keeps the old one serving.

@@ -32,6 +32,7 @@ use crate::limits::{ConnectionLimits, FaultPolicy};
 use crate::metrics::{METRICS, Metrics};
 use crate::module::Module;
 use crate::outbox::Outbox;
+use crate::outgoing::{Outgoing, Room};
 use crate::registry::{Delivery, Holder};
 use crate::service::Service;
 use crate::throttle::Rate;
@@ -90,6 +91,7 @@ pub async fn run(
         addresses: Vec::new(),
         timers: Timers::new(limits.max_timers),
         pending: VecDeque::new(),
+        outgoing: Outgoing::new(limits.mailbox, limits.route_wait),
         record: Connection {
             id,
             peer: peer.to_string(),
@@ -169,6 +171,9 @@ struct Session {
     /// Events this connection caused itself (an undeliverable payload, a
     /// refused bind): handled before anything new.
     pending: VecDeque<Event>,
+    /// Its routes waiting for room in their receivers' mailboxes: while
+    /// any waits, nothing new is taken from the peer or the timers.
+    outgoing: Outgoing,
     /// The socket, and the tasks reading and writing it.
     link: Link,
     shutdown: watch::Receiver<bool>,
@@ -263,6 +268,10 @@ impl Session {
         loop {
             let next_timer = self.timers.next();
             let attached = self.detached.is_none();
+            // While routes wait for room, the session only drains its
+            // mailbox (see `outgoing`).
+            let flowing = self.outgoing.is_empty();
+            let reading = attached && flowing;
             let flow = tokio::select! {
                 end = self.link.reader.end(), if attached => match end {
                     ReaderEnd::Delivered => continue,
@@ -273,12 +282,13 @@ impl Session {
                     Delivery::Routed { envelope, .. } => Event::Routed(envelope),
                     Delivery::Bounced(envelope) => Event::Undeliverable(envelope),
                 }).await,
-                () = sleep_until(self.header_deadline), if attached => Flow::End(Ending::with_error(
+                room = self.outgoing.room(), if !flowing => self.advance(room).await,
+                () = sleep_until(self.header_deadline), if reading => Flow::End(Ending::with_error(
                     CloseReason::StreamError,
                     "connection-timeout",
                     "no stream header in time",
                 )),
-                () = sleep_until(self.stanza_deadline), if attached => {
+                () = sleep_until(self.stanza_deadline), if reading => {
                     if !self.link.input.is_empty() {
                         // What arrived meanwhile may complete it.
                         self.stanza_deadline = None;
@@ -293,7 +303,7 @@ impl Session {
                 () = sleep_until(self.detached.as_ref().map(|detached| detached.until)) => {
                     Flow::End(Ending::quietly(CloseReason::Expired))
                 }
-                () = sleep_until(next_timer) => match self.timers.pop_due(tokio::time::Instant::now()) {
+                () = sleep_until(next_timer), if flowing => match self.timers.pop_due(tokio::time::Instant::now()) {
                     Some(tag) => self.dispatch(Event::Timer(tag)).await,
                     None => continue,
                 },
@@ -303,7 +313,7 @@ impl Session {
                     }
                     continue;
                 }
-                next = self.link.input.recv(), if attached => match next {
+                next = self.link.input.recv(), if reading => match next {
                     Some(Input::Data(bytes)) => self.on_bytes(&bytes).await,
                     Some(Input::Eof) | None => Flow::End(Ending::quietly(CloseReason::Disconnected)),
                     Some(Input::TlsFailed(reason)) => {
@@ -365,6 +375,7 @@ impl Session {
             addresses: std::mem::take(&mut self.addresses),
             timers: std::mem::replace(&mut self.timers, Timers::new(0)),
             hold: self.hold.take(),
+            outgoing: std::mem::replace(&mut self.outgoing, Outgoing::new(0, Duration::ZERO)),
             state: std::mem::take(&mut self.state),
         };
         match request.send(held) {
@@ -389,8 +400,13 @@ impl Session {
         }
         let own = std::mem::replace(&mut self.deliveries, mpsc::channel(1).1);
         bounce(own, self.record.id);
+        let routes = std::mem::replace(&mut self.outgoing, Outgoing::new(0, Duration::ZERO));
         tracing::debug!(id = self.record.id, taken = held.id, "session taken over");
-        Some(self.restore(held))
+        let state = self.restore(held);
+        for back in self.outgoing.append(routes) {
+            self.cause(back);
+        }
+        Some(state)
     }
 
     /// Makes `held` this connection's session; returns its state.
@@ -401,6 +417,7 @@ impl Session {
         self.addresses = held.addresses;
         self.timers = held.timers;
         self.hold = held.hold;
+        self.outgoing = held.outgoing;
         held.state
     }
 
@@ -446,6 +463,10 @@ impl Session {
             if let Some(ending) = self.interrupted() {
                 return Flow::End(ending);
             }
+            if !self.outgoing.is_empty() {
+                // The rest stays framed-to-be until the routes are through.
+                return Flow::Continue;
+            }
             let event = match self.framer.next_frame() {
                 Ok(None) => {
                     // A stanza begun must be finished in time: no peer holds
@@ -470,6 +491,24 @@ impl Session {
             if let Flow::End(ending) = self.dispatch(event).await {
                 return Flow::End(ending);
             }
+        }
+    }
+
+    /// Settles the first waiting route with what `room` found, handles what
+    /// came back, and once no route waits, the stanzas already read.
+    async fn advance(&mut self, room: Room) -> Flow {
+        for event in self.outgoing.advance(room) {
+            self.cause(event);
+        }
+        if let Some(event) = self.pending.pop_front()
+            && let Flow::End(ending) = self.dispatch(event).await
+        {
+            return Flow::End(ending);
+        }
+        if self.outgoing.is_empty() && self.detached.is_none() {
+            self.on_bytes(&[]).await
+        } else {
+            Flow::Continue
         }
     }
 
@@ -681,7 +720,8 @@ impl Session {
     }
 
     /// Delivers a payload to the mailbox of the connection holding its
-    /// address, or back to this one as undeliverable.
+    /// address, or queues it to wait for room there (see `outgoing`); or
+    /// sends it back to this connection, undeliverable or busy.
     fn route(&mut self, Route { to, payload }: Route) {
         let envelope = Envelope {
             from: self.addresses.first().cloned().unwrap_or_default(),
@@ -695,10 +735,8 @@ impl Session {
             envelope,
             sender: self.holder.mailbox.clone(),
         };
-        if let Err(full_or_gone) = holder.mailbox.try_send(delivery)
-            && let Delivery::Routed { envelope, .. } = full_or_gone.into_inner()
-        {
-            self.cause(Event::Undeliverable(envelope));
+        if let Some(back) = self.outgoing.send(&holder.mailbox, delivery) {
+            self.cause(back);
         }
     }
 
@@ -753,6 +791,18 @@ impl Session {
                 }
             }
             Err(fault) => self.report(&event, &fault),
+        }
+        let lost = self.outgoing.flush().await;
+        if lost > 0 {
+            static LOST: Warning = Warning::new();
+            if let Some(suppressed) = LOST.due() {
+                tracing::warn!(
+                    id = self.record.id,
+                    lost,
+                    suppressed,
+                    "routes of a closing connection not delivered: their mailboxes stayed full or closed"
+                );
+            }
         }
         for address in self.addresses.drain(..) {
             self.service.env.registry.unbind(&address, self.holder.id);

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod fuzz;
+pub mod metrics;
 pub mod probes;
 pub mod scenario;
 pub mod tls;

@@ -57,6 +57,7 @@
 //! |---------------|--------------------------------------------------------------|
 //! | routed        | `<routed from='F' to='T'>PAYLOAD</routed>`; counts in `routed` |
 //! | undeliverable | `<undeliverable to='T'>PAYLOAD</undeliverable>`; when stubborn, routes PAYLOAD to T again instead |
+//! | busy          | `<busy to='T'>PAYLOAD</busy>`; when stubborn, routes PAYLOAD to T again instead |
 //! | bind-refused  | `<bind-refused address='A'/>`; when stubborn, binds A again instead |
 //! | timer-refused | `<timer-refused tag='T'/>`                                   |
 //! | timer         | `<fired tag='T'/>`, and routes the same to the timer's `notify` address; counts in `fired`; with `reset`, then restarts the stream |
@@ -321,16 +322,12 @@ impl Handler for Faulty {
     }
 
     fn undeliverable(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
-        EVENTS.fetch_add(1, Ordering::Relaxed);
-        if self.stubborn {
-            cx.route(&envelope.to, envelope.payload);
-        } else {
-            cx.send(format!(
-                "<undeliverable to='{}'>{}</undeliverable>",
-                xml::escape(&envelope.to),
-                envelope.payload
-            ));
-        }
+        self.returned(cx, "undeliverable", envelope);
+        Ok(())
+    }
+
+    fn busy(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        self.returned(cx, "busy", envelope);
         Ok(())
     }
 
@@ -403,6 +400,23 @@ impl Handler for Faulty {
             store::put(key, value.as_bytes());
         }
         Ok(())
+    }
+}
+
+impl Faulty {
+    /// A payload this connection routed came back (`kind`: undeliverable
+    /// or busy): shown to the peer, or, when stubborn, routed again.
+    fn returned(&self, cx: &mut Context, kind: &str, envelope: Envelope) {
+        EVENTS.fetch_add(1, Ordering::Relaxed);
+        if self.stubborn {
+            cx.route(&envelope.to, envelope.payload);
+        } else {
+            cx.send(format!(
+                "<{kind} to='{}'>{}</{kind}>",
+                xml::escape(&envelope.to),
+                envelope.payload
+            ));
+        }
     }
 }
 

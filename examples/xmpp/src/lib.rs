@@ -130,6 +130,10 @@ impl Handler for Session {
         routing::bounced(self, cx, &envelope.payload)
     }
 
+    fn busy(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
+        routing::busy(self, cx, &envelope.payload)
+    }
+
     fn bind_refused(&mut self, cx: &mut Context, address: &str) -> Result<(), String> {
         bind::refused(self, cx, address)
     }

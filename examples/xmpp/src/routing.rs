@@ -127,3 +127,21 @@ pub fn bounced(session: &mut Session, cx: &mut Context, payload: &str) -> Result
         _ => Ok(()),
     }
 }
+
+/// A payload this session routed was not taken: the session it was for is
+/// there, but its mailbox stayed full (its client reads, or its handler
+/// works, slower than stanzas come). Unlike `bounced`, nothing is re-routed
+/// and no occupant leaves its rooms: the client's own messages and requests
+/// come back to it as `resource-constraint` errors (type `wait`: try again
+/// later); what the session sent on its own account (presence, carbons,
+/// room traffic) that session misses.
+pub fn busy(session: &Session, cx: &mut Context, payload: &str) -> Result<(), String> {
+    if payload == CONFLICT || payload == REMOVED {
+        return Ok(());
+    }
+    let el = Element::parse(payload)?;
+    if matches!(el.name.as_str(), "message" | "iq") && el.attr("from") == Some(session.full().as_str()) {
+        stanza::refuse(cx, &el, Condition::ResourceConstraint);
+    }
+    Ok(())
+}
