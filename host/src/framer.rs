@@ -333,12 +333,16 @@ impl Framer {
     /// Drops the framed and skipped bytes. Called once the lexer has reached
     /// the end of the buffer, so what is kept is one unfinished frame; it
     /// starts at offset 0 from then until it is complete, so each byte is
-    /// moved at most once.
+    /// moved at most once. An idle connection (everything framed) holds no
+    /// buffer at all.
     fn compact(&mut self) {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.pos -= self.start;
             self.start = 0;
+        }
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
         }
     }
 

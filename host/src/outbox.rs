@@ -63,17 +63,18 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Waits for bytes to write and moves them into `buf` (emptied first).
-    /// Returns false once the outbox is closed and drained.
+    /// Waits for bytes to write and moves them into `buf` (replaced: the
+    /// first chunk becomes it, without a copy). Returns false once the
+    /// outbox is closed and drained.
     pub async fn take(&self, buf: &mut Vec<u8>) -> bool {
-        buf.clear();
         loop {
             {
                 let mut queue = self.lock();
-                while let Some(chunk) = queue.chunks.pop_front() {
-                    buf.extend_from_slice(&chunk);
-                }
-                if !buf.is_empty() {
+                if let Some(first) = queue.chunks.pop_front() {
+                    *buf = first;
+                    while let Some(chunk) = queue.chunks.pop_front() {
+                        buf.extend_from_slice(&chunk);
+                    }
                     return true;
                 }
                 if queue.closed {

@@ -21,22 +21,24 @@ const SHARDS: usize = 16;
 /// Where a connection receives payloads from other connections.
 pub type Mailbox = mpsc::Sender<Delivery>;
 
-/// What arrives in a mailbox.
+/// What arrives in a mailbox. The payload is boxed: a mailbox's channel
+/// allocates its slots in blocks up front, and a pointer-sized slot keeps
+/// an idle connection's share small.
 #[derive(Debug)]
 pub enum Delivery {
     /// A payload for an address the connection holds, and where to bounce
     /// it if the connection closes before handling it.
-    Routed { envelope: Envelope, sender: Mailbox },
+    Routed { envelope: Box<Envelope>, sender: Mailbox },
     /// A payload the connection routed, back because its target closed
     /// before handling it.
-    Bounced(Envelope),
+    Bounced(Box<Envelope>),
 }
 
 impl Delivery {
     /// The payload, whichever way it came.
     pub fn into_envelope(self) -> Envelope {
         match self {
-            Self::Routed { envelope, .. } | Self::Bounced(envelope) => envelope,
+            Self::Routed { envelope, .. } | Self::Bounced(envelope) => *envelope,
         }
     }
 }

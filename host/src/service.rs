@@ -210,7 +210,10 @@ impl Service {
             to,
             payload,
         };
-        let delivery = Delivery::Routed { envelope, sender };
+        let delivery = Delivery::Routed {
+            envelope: Box::new(envelope),
+            sender,
+        };
         let _ = tokio::time::timeout(self.limits.route_wait, holder.mailbox.send(delivery)).await;
     }
 

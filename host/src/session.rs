@@ -67,7 +67,8 @@ pub async fn run(
     let _ = stream.set_nodelay(true);
     let (tls, encrypted) = match encryption {
         Encryption::Plain => (None, None),
-        Encryption::Direct => match service.tls.accept(&stream).await {
+        // Boxed, like events (see `dispatch`): a handshake's future is large.
+        Encryption::Direct => match Box::pin(service.tls.accept(&stream)).await {
             Ok(established) => (Some(established.info), Some(established.encrypted)),
             Err(reason) => {
                 // The peer never reached the handler: no events, just a line.
@@ -279,8 +280,8 @@ impl Session {
                 },
                 _ = shutdown.changed() => Flow::End(Ending::shutdown()),
                 Some(delivery) = self.deliveries.recv() => self.dispatch(match delivery {
-                    Delivery::Routed { envelope, .. } => Event::Routed(envelope),
-                    Delivery::Bounced(envelope) => Event::Undeliverable(envelope),
+                    Delivery::Routed { envelope, .. } => Event::Routed(*envelope),
+                    Delivery::Bounced(envelope) => Event::Undeliverable(*envelope),
                 }).await,
                 room = self.outgoing.room(), if !flowing => self.advance(room).await,
                 () = sleep_until(self.header_deadline), if reading => Flow::End(Ending::with_error(
@@ -518,6 +519,14 @@ impl Session {
     /// so a handler that answers each bounce by routing again cannot keep
     /// its connection busy forever.
     async fn dispatch(&mut self, event: Event) -> Flow {
+        // Boxed: running events takes kilobytes of future (a TLS handshake,
+        // a take-over, the handler call), which every idle session would
+        // otherwise carry in its task.
+        Box::pin(self.chain(event)).await
+    }
+
+    /// `dispatch`, unboxed.
+    async fn chain(&mut self, event: Event) -> Flow {
         let mut next = Some(event);
         let mut chained = 0;
         while let Some(event) = next {
@@ -732,7 +741,7 @@ impl Session {
             return self.cause(Event::Undeliverable(envelope));
         };
         let delivery = Delivery::Routed {
-            envelope,
+            envelope: Box::new(envelope),
             sender: self.holder.mailbox.clone(),
         };
         if let Some(back) = self.outgoing.send(&holder.mailbox, delivery) {
@@ -776,7 +785,7 @@ impl Session {
         let event = Event::Closed(ending.reason);
         let peer_is_there =
             self.detached.is_none() && !matches!(ending.reason, CloseReason::Disconnected | CloseReason::TlsFailed);
-        match self.run(&event).await {
+        match Box::pin(self.run(&event)).await {
             Ok(actions) => {
                 for action in actions {
                     match action {

@@ -1,15 +1,19 @@
 //! One connection's timers: set by tag, moved by setting the tag again,
 //! cancelled by tag, and gone with the connection.
+//!
+//! A connection has a few timers (at most `--max-timers`, 64 by default;
+//! the XMPP handler keeps one), so they are one vector sorted by when they
+//! fire: the next is its first, and an idle connection's single timer costs
+//! one small allocation, where a map and a tree cost a node each.
 
-use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 /// The timers of one connection, at most `max` of them.
 pub struct Timers {
-    by_tag: HashMap<String, Instant>,
-    due: BTreeSet<(Instant, String)>,
+    /// `(when, tag)`, soonest first.
+    due: Vec<(Instant, String)>,
     max: usize,
 }
 
@@ -19,29 +23,23 @@ pub struct Full(pub String);
 
 impl Timers {
     pub fn new(max: usize) -> Self {
-        Self {
-            by_tag: HashMap::new(),
-            due: BTreeSet::new(),
-            max,
-        }
+        Self { due: Vec::new(), max }
     }
 
     /// Sets (or moves) the timer `tag` to fire `after` from now.
     pub fn set(&mut self, tag: String, after: Duration) -> Result<(), Full> {
-        if !self.by_tag.contains_key(&tag) && self.by_tag.len() >= self.max {
+        let moved = self.remove(&tag);
+        if !moved && self.due.len() >= self.max {
             return Err(Full(tag));
         }
-        self.cancel(&tag);
-        let at = Instant::now() + after;
-        self.due.insert((at, tag.clone()));
-        self.by_tag.insert(tag, at);
+        let timer = (Instant::now() + after, tag);
+        let at = self.due.partition_point(|set| *set <= timer);
+        self.due.insert(at, timer);
         Ok(())
     }
 
     pub fn cancel(&mut self, tag: &str) {
-        if let Some(at) = self.by_tag.remove(tag) {
-            self.due.remove(&(at, tag.to_owned()));
-        }
+        self.remove(tag);
     }
 
     /// When the next timer fires, if any is set.
@@ -51,13 +49,19 @@ impl Timers {
 
     /// Takes a timer that is due, if one is.
     pub fn pop_due(&mut self, now: Instant) -> Option<String> {
-        let (at, _) = self.due.first()?;
-        if *at > now {
+        if self.next()? > now {
             return None;
         }
-        let (_, tag) = self.due.pop_first()?;
-        self.by_tag.remove(&tag);
-        Some(tag)
+        Some(self.due.remove(0).1)
+    }
+
+    /// Removes the timer `tag`; whether there was one.
+    fn remove(&mut self, tag: &str) -> bool {
+        let found = self.due.iter().position(|(_, set)| set == tag);
+        if let Some(at) = found {
+            self.due.remove(at);
+        }
+        found.is_some()
     }
 }
 

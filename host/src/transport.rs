@@ -9,6 +9,7 @@
 //! down its sending side (a half-close) is not gone: everything it sent is
 //! still read and handled, and it still gets its replies.
 
+use std::cell::RefCell;
 use std::io::{self, Read as _};
 use std::net::Shutdown;
 use std::sync::Arc;
@@ -27,17 +28,26 @@ use crate::tls::{Encrypted, Received, TlsSession};
 
 /// Largest single read from a socket.
 const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// Where this thread's readers read into: a read happens without an
+    /// await in between, so one buffer serves every connection of a thread,
+    /// and an idle connection holds none (only the bytes read, exactly).
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
 /// Reads buffered between the reader and the event loop; with `READ_CHUNK`
 /// this bounds a session's unframed input.
 const INPUT_CHUNKS: usize = 4;
 
-/// What the reader hands the event loop.
+/// What the reader hands the event loop. Boxed slices, not vectors: the
+/// channel allocates its slots in blocks up front, and every idle
+/// connection holds one.
 pub enum Input {
-    Data(Vec<u8>),
+    Data(Box<[u8]>),
     /// The peer has sent everything it will (it closed its sending side).
     Eof,
     /// The peer broke the TLS protocol; why.
-    TlsFailed(String),
+    TlsFailed(Box<str>),
 }
 
 /// How the reader ended.
@@ -177,7 +187,7 @@ fn spawn_reader(
         }) => {
             // The channel is new: both fit.
             if !early_input.is_empty() {
-                let _ = input_tx.try_send(Input::Data(early_input));
+                let _ = input_tx.try_send(Input::Data(early_input.into()));
             }
             if closed {
                 let _ = input_tx.try_send(Input::Eof);
@@ -221,7 +231,6 @@ async fn read_until_end(
     tls: Option<&TlsSession>,
 ) -> ReaderEnd {
     let mut throttle = Throttle::new(rate);
-    let mut buf = vec![0; READ_CHUNK];
     // Set when unread bytes are known to be waiting but tokio's readiness
     // for them was cleared while paused: the next read must try the socket.
     let mut pending = false;
@@ -250,35 +259,35 @@ async fn read_until_end(
                 continue;
             }
         };
-        match read_now(stream, &mut buf[..allowance], &mut pending) {
-            Ok(Some(0)) => {
+        // Plain bytes are copied out of the scratch buffer as they are;
+        // encrypted ones are decrypted out of it.
+        let read = read_now(stream, allowance, &mut pending, |bytes| match tls {
+            None => Ok((bytes.to_vec(), Received::Open)),
+            Some(tls) => {
+                let mut plain = Vec::new();
+                tls.decrypt(bytes, &mut plain).map(|received| (plain, received))
+            }
+        });
+        match read {
+            Ok(Read::Nothing) => {}
+            Ok(Read::End) => {
                 permit.send(Input::Eof);
                 return ReaderEnd::Delivered;
             }
-            Ok(Some(n)) => {
+            Ok(Read::Bytes(n, Ok((bytes, received)))) => {
                 throttle.consume(n);
-                let Some(tls) = tls else {
-                    permit.send(Input::Data(buf[..n].to_vec()));
-                    continue;
-                };
-                let mut plain = Vec::new();
-                match tls.decrypt(&buf[..n], &mut plain) {
-                    Ok(received) => {
-                        if !plain.is_empty() {
-                            permit.send(Input::Data(plain));
-                        }
-                        if received == Received::Closed {
-                            let _ = input.send(Input::Eof).await;
-                            return ReaderEnd::Delivered;
-                        }
-                    }
-                    Err(reason) => {
-                        permit.send(Input::TlsFailed(reason));
-                        return ReaderEnd::Delivered;
-                    }
+                if !bytes.is_empty() {
+                    permit.send(Input::Data(bytes.into()));
+                }
+                if received == Received::Closed {
+                    let _ = input.send(Input::Eof).await;
+                    return ReaderEnd::Delivered;
                 }
             }
-            Ok(None) => {}
+            Ok(Read::Bytes(_, Err(reason))) => {
+                permit.send(Input::TlsFailed(reason.into()));
+                return ReaderEnd::Delivered;
+            }
             Err(_) => return ReaderEnd::Gone,
         }
     }
@@ -318,23 +327,43 @@ async fn peer_gone(stream: &TcpStream, pending: &mut bool) {
     }
 }
 
-/// Reads what is available without waiting: `None` if nothing is.
-fn read_now(stream: &TcpStream, buf: &mut [u8], pending: &mut bool) -> io::Result<Option<usize>> {
-    let read = if *pending {
-        // tokio may believe the socket is drained: ask the socket itself,
-        // until it says it is.
-        (&*socket2::SockRef::from(stream)).read(buf)
-    } else {
-        stream.try_read(buf)
-    };
-    match read {
-        Ok(n) => Ok(Some(n)),
-        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-            *pending = false;
-            Ok(None)
+/// What one read found.
+enum Read<T> {
+    /// Nothing waiting.
+    Nothing,
+    /// The end of the peer's stream.
+    End,
+    /// This many bytes, and what was made of them.
+    Bytes(usize, T),
+}
+
+/// Reads at most `max` bytes of what is available, without waiting, into
+/// the thread's scratch buffer, and hands them to `take`.
+fn read_now<T>(
+    stream: &TcpStream,
+    max: usize,
+    pending: &mut bool,
+    take: impl FnOnce(&[u8]) -> T,
+) -> io::Result<Read<T>> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let buf = &mut scratch[..max.min(READ_CHUNK)];
+        let read = if *pending {
+            // tokio may believe the socket is drained: ask the socket
+            // itself, until it says it is.
+            (&*socket2::SockRef::from(stream)).read(buf)
+        } else {
+            stream.try_read(buf)
+        };
+        match read {
+            Ok(0) => Ok(Read::End),
+            Ok(n) => Ok(Read::Bytes(n, take(&buf[..n]))),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                *pending = false;
+                Ok(Read::Nothing)
+            }
+            Err(error) => Err(error),
         }
-        Err(error) => Err(error),
-    }
+    })
 }
 
 /// Writes whatever the event loop queues, until the outbox is closed and
@@ -371,6 +400,9 @@ async fn write(stream: Arc<TcpStream>, outbox: Arc<Outbox>, tls: Option<Arc<TlsS
         }
         Metrics::add(&METRICS.outbound_bytes, bytes.len());
         outbox.written(buf.len());
+        // An idle connection holds no write buffers.
+        buf = Vec::new();
+        records = Vec::new();
     }
     if let Some(tls) = tls {
         records.clear();
@@ -412,13 +444,12 @@ async fn close_lingering(stream: &TcpStream, mut writer: JoinHandle<()>, linger:
 /// the connection (and drop the last replies still queued for the peer)
 /// when it is closed.
 async fn discard_input(stream: &TcpStream, deadline: tokio::time::Instant) {
-    let mut buf = vec![0; READ_CHUNK];
     let _ = tokio::time::timeout_at(deadline, async {
         loop {
             if stream.readable().await.is_err() {
                 return;
             }
-            match stream.try_read(&mut buf) {
+            match SCRATCH.with_borrow_mut(|scratch| stream.try_read(scratch)) {
                 Ok(0) => return,
                 Err(error) if error.kind() != io::ErrorKind::WouldBlock => return,
                 _ => {}
