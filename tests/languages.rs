@@ -11,7 +11,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Client, STREAM_HEADER, Scratch, Server, built_guest, check_digest, ej, guest};
+use common::{Client, STREAM_HEADER, Scratch, Server, built_guest, check_digest, guest};
 
 use ej::bindings::{CloseReason, Connection, Event};
 use ej::fault::FaultKind;
@@ -456,10 +456,8 @@ fn a_connection_keeps_its_state_when_its_handler_changes_language() {
     client.send("<count/>");
     client.expect("<count n='1'/>");
     for (n, echo) in (2..).zip(&languages[1..]) {
-        let partial = path.with_extension("partial");
-        std::fs::copy(&echo.module, &partial).unwrap();
-        std::fs::rename(&partial, &path).unwrap();
-        let out = ej().arg("reload").arg("--admin").arg(&server.admin).output().unwrap();
+        common::replace(&path, &std::fs::read(&echo.module).unwrap());
+        let out = server.reload();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         client.send("<module/>");
         client.expect(&format!("<module n='{n}' digest='{}'/>", check_digest(&echo.module)));

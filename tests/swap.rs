@@ -4,13 +4,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::variant::variant;
-use common::{Client, Scratch, Server, ej, guest};
+use common::{Client, Scratch, Server, ej, guest, replace};
 
 /// Two builds of `name` with different digests, and the digest of each.
 struct Versions {
@@ -30,17 +29,6 @@ impl Versions {
         assert_ne!(digests[0], digests[1]);
         Self { files, digests }
     }
-}
-
-/// Replaces `path` the way deploy tools do: write a new file, rename it over.
-fn replace(path: &Path, bytes: &[u8]) {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, bytes).unwrap();
-    std::fs::rename(&partial, path).unwrap();
-}
-
-fn reload(server: &Server) -> Output {
-    ej().arg("reload").arg("--admin").arg(&server.admin).output().unwrap()
 }
 
 /// Asks echo which build answers, checking the stanza count goes up by one.
@@ -104,7 +92,7 @@ fn swaps_under_load_lose_nothing_and_every_later_reply_is_the_new_version() {
         let next = swap % 2;
         let started = Instant::now();
         replace(&path, &versions.files[next]);
-        let out = reload(&server);
+        let out = server.reload();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -159,7 +147,7 @@ fn a_broken_replacement_is_rejected_and_the_old_module_keeps_serving() {
         (b"\0asm\x0d\0\x01\0".to_vec(), "handle"),
     ] {
         replace(&path, &broken);
-        let out = reload(&server);
+        let out = server.reload();
         assert!(!out.status.success(), "a broken module was accepted");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.starts_with("error ") && stdout.contains(why), "{stdout}");
@@ -169,7 +157,7 @@ fn a_broken_replacement_is_rejected_and_the_old_module_keeps_serving() {
     assert!(String::from_utf8_lossy(&status.stdout).contains(&versions.digests[0]));
 
     replace(&path, &versions.files[1]);
-    assert!(reload(&server).status.success());
+    assert!(server.reload().status.success());
     assert_eq!(
         module_digest(&mut client, 3),
         versions.digests[1],
@@ -234,7 +222,7 @@ fn a_swap_is_not_delayed_by_a_handler_stuck_in_a_loop() {
 
     replace(&path, &versions.files[1]);
     let started = Instant::now();
-    assert!(reload(&server).status.success());
+    assert!(server.reload().status.success());
     let took = started.elapsed();
     assert!(server.crashes().is_empty(), "the loop should still be spinning");
     assert!(took < Duration::from_secs(2), "the swap waited for the loop: {took:?}");
@@ -258,7 +246,7 @@ fn each_listener_swaps_its_own_module() {
     let server = Server::start_module(&first, &["--listen", &listen_first, "--listen", &listen_second]);
 
     replace(&first, &versions.files[1]);
-    let out = reload(&server);
+    let out = server.reload();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("{} swapped", first.display())), "{stdout}");
     assert!(stdout.contains(&format!("{} unchanged", second.display())), "{stdout}");

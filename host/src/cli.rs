@@ -1,4 +1,4 @@
-//! The command line: `ej serve`, `ej check`, `ej compile`.
+//! The command line: `ej serve`, `ej check`, `ej new`, `ej talk` and the rest.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::admin::AdminAddr;
 use crate::limits::{ConnectionLimits, FaultPolicy, SandboxLimits};
+use crate::scaffold::Lang;
 use crate::session::Encryption;
 use crate::store_ops::StoreOp;
 use crate::tls::CertPaths;
@@ -80,6 +81,30 @@ pub enum Command {
         /// Write `handler.wit` into this directory instead of printing it.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Make a ready handler project in a new directory: the counter of
+    /// docs/handlers.md, with the WIT, pinned tools and a one-command build.
+    New {
+        /// The project's name (letters, digits, `-`, `_`); its module is NAME.wasm.
+        name: String,
+        /// The language to write the handler in.
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// The directory to make [default: NAME]
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+    },
+    /// Connect, send TEXT (or stdin), and print what comes back until the
+    /// server has been quiet for a moment: try a handler by hand.
+    Talk {
+        /// The server's address.
+        #[arg(default_value = "127.0.0.1:5222")]
+        addr: String,
+        /// What to send, each in turn: a stream header, stanzas.
+        text: Vec<String>,
+        /// Stop once the server has sent nothing for this long.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        quiet: Duration,
     },
     /// Make TLS certificates.
     #[command(subcommand)]

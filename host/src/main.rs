@@ -18,6 +18,7 @@ use ej::limits::SandboxLimits;
 use ej::module::{Module, precompile};
 use ej::registry::Registry;
 use ej::sandbox::Sandbox;
+use ej::scaffold::Lang;
 use ej::server::Server;
 use ej::service::Service;
 use ej::store_ops::{StoreOp, StoreReply, execute, hex};
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
         Command::Compile { module, output } => compile(&module, &output),
         Command::Cert(command) => cert(command),
         Command::Wit { out } => wit(out.as_deref()),
+        Command::New { name, lang, dir } => new(&name, lang, dir),
+        Command::Talk { addr, text, quiet } => ej::talk::talk(&addr, &text, quiet),
         Command::Command { admin, stdin, words } => operator_command(&admin, stdin, words),
     };
     match result {
@@ -262,6 +265,16 @@ fn wit(out: Option<&std::path::Path>) -> Result<()> {
             println!("{}", path.display());
         }
     }
+    Ok(())
+}
+
+/// `ej new`.
+fn new(name: &str, lang: Lang, dir: Option<std::path::PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(|| name.into());
+    ej::scaffold::create(&dir, name, lang)?;
+    println!("{}: a {lang:?} handler; build it with", dir.display());
+    println!("  cd {} && {}", dir.display(), lang.build_command());
+    println!("then serve {} (see its README.md)", lang.module(name));
     Ok(())
 }
 

@@ -329,6 +329,11 @@ impl Server {
         self.wait_for_log("connection closed", |fields| fields["id"] == id)
     }
 
+    /// Runs `ej reload` against this server.
+    pub fn reload(&self) -> std::process::Output {
+        ej().arg("reload").arg("--admin").arg(&self.admin).output().unwrap()
+    }
+
     /// Sends a signal to the server process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -551,6 +556,13 @@ pub fn check_digest(module: &Path) -> String {
         .unwrap_or_else(|| panic!("no digest in {stdout:?}"))
         .0;
     digest.to_owned()
+}
+
+/// Replaces `path` the way deploy tools do: write a new file, rename it over.
+pub fn replace(path: &Path, bytes: &[u8]) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).unwrap();
+    std::fs::rename(&partial, path).unwrap();
 }
 
 /// Polls `check` until it returns something, or fails the test.

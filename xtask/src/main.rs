@@ -51,11 +51,16 @@ const FOREIGN_GUESTS: &[Foreign] = &[
     },
 ];
 
-/// Pinned tool versions. Those of componentize-js and its dependencies are
-/// pinned by `examples/echo-js/package-lock.json`, those of @xmpp/client
+/// Pinned tool versions, the same as the `build.sh` of each `ej new`
+/// project pins (a test below holds them equal). Those of componentize-js
+/// and its dependencies are pinned by `JS_TOOLCHAIN/package-lock.json`,
+/// those of @xmpp/client
 /// (the XMPP handler's tests drive it too) by
 /// `tests/xmpp/xmpp-js/package-lock.json`.
 const WASM_TOOLS: &str = "1.263.0";
+/// Where the JavaScript toolchain is pinned, with its `build.mjs`: the one
+/// `ej new --lang js` writes into a project.
+const JS_TOOLCHAIN: &str = "templates/js/toolchain";
 const WIT_BINDGEN: &str = "0.61.1";
 const COMPONENTIZE_PY: &str = "0.25.1";
 /// The XMPP client library the end-to-end tests of the XMPP handler drive.
@@ -297,7 +302,7 @@ impl Foreign {
                 )?;
             }
             Language::JavaScript => {
-                let componentize_js = componentize_js(&tools, &src)?;
+                let componentize_js = componentize_js(&tools, &root.join(JS_TOOLCHAIN))?;
                 status(
                     Command::new("node")
                         .current_dir(&componentize_js)
@@ -335,11 +340,13 @@ impl Foreign {
     }
 
     /// A hash of everything the module is built from: the recipe (language
-    /// and tool versions), the sources and the WIT.
+    /// and tool versions, the JavaScript toolchain's pins), the sources and
+    /// the WIT.
     fn stamp(&self, root: &Path) -> Result<String> {
         let mut hasher = DefaultHasher::new();
         (self.language, WASM_TOOLS, WIT_BINDGEN, COMPONENTIZE_PY, CLANG, WORLD).hash(&mut hasher);
-        for dir in [root.join(self.dir), root.join("wit")] {
+        let toolchain = matches!(self.language, Language::JavaScript).then(|| root.join(JS_TOOLCHAIN));
+        for dir in [root.join(self.dir), root.join("wit")].into_iter().chain(toolchain) {
             for file in files(&dir)? {
                 file.hash(&mut hasher);
                 std::fs::read(dir.join(&file))?.hash(&mut hasher);
@@ -558,4 +565,25 @@ fn status(command: &mut Command) -> Result<()> {
         bail!("{command:?} failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `build.sh` of each `ej new` project installs the versions xtask
+    /// does (into the same tools directory, when `EJ_TOOLS` points there).
+    #[test]
+    fn templates_pin_the_tool_versions_xtask_installs() {
+        let c = include_str!("../../templates/c/build.sh");
+        for pin in [
+            format!("wit_bindgen={}\n", super::WIT_BINDGEN),
+            format!("wasm_tools={}\n", super::WASM_TOOLS),
+            format!("clang={}\n", super::CLANG),
+            format!("apt-get install {}", super::C_PACKAGES.join(" ")),
+        ] {
+            assert!(c.contains(&pin), "templates/c/build.sh lacks {pin:?}");
+        }
+        let python = include_str!("../../templates/python/build.sh");
+        let pin = format!("version={}\n", super::COMPONENTIZE_PY);
+        assert!(python.contains(&pin), "templates/python/build.sh lacks {pin:?}");
+    }
 }

@@ -3,8 +3,9 @@
 //   node build.mjs SOURCE.js WIT_DIR OUT.wasm
 //
 // Run it from a directory where package.json's dependencies are installed
-// (`npm ci`): `cargo xtask guests` installs them under target/tools/js, copies
-// this script there and runs it.
+// (`npm ci`): a project's `build.sh` (from `ej new --lang js`) installs them
+// in its tools directory, copies this script there and runs it; so does
+// `cargo xtask guests` in ej's repository, under target/tools/js.
 //
 // `http` and `fetch-event` are disabled: with them the component imports
 // wasi:http, which ej does not provide, and fails to instantiate. `stdio`,
