@@ -332,7 +332,8 @@ passed() {
     python3 - "$1" "$P99_LIMIT_MS" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-ok = (r["latency_ms"]["p99"] <= float(sys.argv[2]) and r["lost"] == 0 and r["stream_errors"] == 0
+ok = (r["latency_ms"]["p99"] <= float(sys.argv[2]) and r["lost"] == 0 and r["duplicates"] == 0
+      and r["stream_errors"] == 0
       and r["logins"] == r["users"] and r["delivered_per_second"] >= 0.95 * r["rate_target"])
 sys.exit(0 if ok else 1)
 EOF

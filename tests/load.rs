@@ -112,6 +112,7 @@ fn overload_slows_the_senders_and_loses_nothing() {
     assert!(sent >= 1000, "{table}");
     assert_eq!(json["delivered"], sent, "{table}");
     assert_eq!(json["lost"], 0, "{table}");
+    assert_eq!(json["duplicates"], 0, "{table}");
     assert_eq!(json["stanza_errors"], 0, "{table}");
 }
 
@@ -132,6 +133,7 @@ fn a_receiver_that_cannot_keep_up_sends_messages_back_as_resource_constraint() {
     let refused = json["stanza_errors"].as_u64().expect("a count");
     assert!(refused > 0, "{table}");
     assert_eq!(delivered + refused, sent, "{table}");
+    assert_eq!(json["duplicates"], 0, "{table}");
     for error in json["errors"].as_array().expect("the errors noted") {
         let error = error.as_str().expect("a text");
         assert!(error.contains("resource-constraint"), "{error}\n{table}");

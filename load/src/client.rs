@@ -4,8 +4,9 @@
 //! their latency, and a writer task sends messages on the run's schedule
 //! and answers the server's iqs (pings).
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -115,6 +116,9 @@ pub struct Shared {
     pub stats: Stats,
     inflight: Vec<AtomicU32>,
     wakers: Vec<Notify>,
+    /// `(sender, sequence number)` of every message delivered, to tell a
+    /// message delivered twice.
+    seen: Mutex<HashSet<(u64, u64)>>,
 }
 
 impl Shared {
@@ -125,6 +129,7 @@ impl Shared {
             stats: Stats::default(),
             inflight: (0..users).map(|_| AtomicU32::new(0)).collect(),
             wakers: (0..users).map(|_| Notify::new()).collect(),
+            seen: Mutex::default(),
         }
     }
 }
@@ -380,7 +385,13 @@ async fn read(
                 ("error", _) => bail!("stream error: {}", condition(&element)),
                 (_, Some("error")) => {
                     Stats::add(&stats.stanza_errors);
-                    stats.note(format!("<{}> error: {}", element.name, stanza_error(&element)));
+                    stats.note(format!(
+                        "<{}> error: {} (id {} to {})",
+                        element.name,
+                        stanza_error(&element),
+                        element.attr("id").unwrap_or_default(),
+                        element.attr("to").unwrap_or_default()
+                    ));
                 }
                 ("message", _) => delivered(shared, &element, *phase.borrow()),
                 ("iq", Some(kind @ ("get" | "set"))) => {
@@ -421,10 +432,20 @@ fn delivered(shared: &Shared, message: &Element, phase: Phase) {
         return;
     }
     let mut number = || words.next().and_then(|word| word.parse::<u64>().ok());
-    let (Some(sender), Some(_seq), Some(sent_at)) = (number(), number(), number()) else {
+    let (Some(sender), Some(seq), Some(sent_at)) = (number(), number(), number()) else {
         return;
     };
     let stats = &shared.stats;
+    let first = shared
+        .seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert((sender, seq));
+    if !first {
+        Stats::add(&stats.duplicates);
+        stats.note(format!("message {sender}/{seq} delivered twice"));
+        return;
+    }
     let now = shared.plan.base.elapsed().as_micros() as u64;
     let latency = now.saturating_sub(sent_at);
     stats.latency.record(latency);

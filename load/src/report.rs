@@ -207,6 +207,7 @@ impl Report {
             "sent_per_second": per_second(sent, send_seconds),
             "delivered_per_second": per_second(in_window, send_seconds),
             "lost": sent.saturating_sub(delivered),
+            "duplicates": Stats::get(&stats.duplicates),
             "latency_ms": {
                 "p50": ms(latency.quantile(0.5)),
                 "p99": ms(latency.quantile(0.99)),
@@ -268,7 +269,10 @@ impl Report {
                         num(&j["delivered_per_second"])
                     ),
                 ),
-                ("lost".into(), j["lost"].to_string()),
+                (
+                    "lost".into(),
+                    format!("{}, {} delivered twice", j["lost"], j["duplicates"]),
+                ),
                 (
                     "latency".into(),
                     format!(

@@ -117,6 +117,8 @@ pub struct Stats {
     pub delivered: AtomicU64,
     /// Delivered while the senders were still sending.
     pub delivered_in_window: AtomicU64,
+    /// Messages that arrived a second time (not counted as delivered).
+    pub duplicates: AtomicU64,
     /// Stanzas of type `error` received (a bounced message among them).
     pub stanza_errors: AtomicU64,
     /// Streams the server ended or broke after login.
