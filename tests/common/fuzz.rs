@@ -99,10 +99,7 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], seeds: &[&str]) -> Vec<u8> {
 
 /// Cases to run: `EJ_FUZZ_CASES` if set (a longer run), else `default`.
 pub fn cases(default: usize) -> usize {
-    std::env::var("EJ_FUZZ_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default)
+    super::setting("EJ_FUZZ_CASES", default)
 }
 
 /// The seed of the run: `EJ_FUZZ_SEED` if set (to reproduce a failure),

@@ -16,12 +16,17 @@ pub fn endpoint(server: &Server) -> SocketAddr {
 
 /// The figures the endpoint at `metrics` serves now.
 pub fn scrape(metrics: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(metrics).expect("connecting to the metrics endpoint");
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: ej\r\n\r\n").unwrap();
+    try_scrape(metrics).expect("scraping the metrics endpoint")
+}
+
+/// The figures, or none if the endpoint is gone or answers otherwise.
+pub fn try_scrape(metrics: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect(metrics).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: ej\r\n\r\n").ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+    stream.read_to_string(&mut response).ok()?;
+    let figures = response.strip_prefix("HTTP/1.1 200 OK\r\n")?;
+    Some(figures.split_once("\r\n\r\n")?.1.to_owned())
 }
 
 /// The value of the sample `name` (with its labels) in `figures`.

@@ -4,8 +4,10 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod fuzz;
+pub mod ledger;
 pub mod metrics;
 pub mod probes;
+pub mod sampler;
 pub mod scenario;
 pub mod tls;
 pub mod variant;
@@ -368,6 +370,17 @@ impl Client {
         Self::plain(TcpStream::connect(addr).expect("connecting to ej"))
     }
 
+    /// Connects and opens the stream; none if the server is not there or
+    /// goes away meanwhile.
+    pub fn try_open(addr: SocketAddr) -> Option<Self> {
+        let mut client = Self::plain(TcpStream::connect(addr).ok()?);
+        let header = STREAM_HEADER.as_bytes();
+        (client.try_send(header, PATIENCE) == header.len()).then_some(())?;
+        client.try_read_until("<stream:stream", PATIENCE)?;
+        client.try_read_until(">", PATIENCE)?;
+        Some(client)
+    }
+
     /// Connects from the loopback address `from` (any of 127.0.0.0/8), so
     /// the server sees another peer address.
     pub fn connect_from(addr: SocketAddr, from: std::net::Ipv4Addr) -> Self {
@@ -563,6 +576,16 @@ pub fn replace(path: &Path, bytes: &[u8]) {
     let partial = path.with_extension("partial");
     std::fs::write(&partial, bytes).unwrap();
     std::fs::rename(&partial, path).unwrap();
+}
+
+/// The number in the environment variable `name` (a longer run), else
+/// `default`; fails the test if it is not a number.
+pub fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).map_or(default, |value| {
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number"))
+    })
 }
 
 /// Polls `check` until it returns something, or fails the test.

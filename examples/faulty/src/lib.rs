@@ -7,6 +7,8 @@
 //! |------------------------|--------------------------------------------------|
 //! | `<panic/>`             | writes a line to stderr, then panics             |
 //! | `<loop/>`              | loops forever                                    |
+//! | `<recurse/>`           | recurses without end                             |
+//! | `<call-loop/>`         | calls the host (a store read) forever            |
 //! | `<alloc/>`             | allocates memory without end                     |
 //! | `<flood/>`             | writes to stdout and stderr without end          |
 //! | `<error/>`             | returns an error                                 |
@@ -49,6 +51,11 @@
 //! | `<stubborn/>`                           | from now on routes every bounced payload again and binds every refused address again; replies `<stubborn/>` |
 //! | `<hold token='T' ms='N'/>`              | holds the session under T for N ms, replies `<held token='T'/>` |
 //! | `<take-over token='T'/>`                | takes over the session held under T (the reply comes with `took-over`) |
+//! | `<fat n='BYTES'/>`                      | keeps BYTES bytes in the state from now on (every event carries them), replies `<fat/>` |
+//! | `<storm to='A' n='N'/>`                 | routes N `<s/>` to A in one event, replies `<stormed/>` |
+//! | `<timers n='N' ms='M'/>`                | sets N timers `t0` … to M ms in one event, replies `<timers/>` |
+//! | `<binds prefix='P' n='N'/>`             | binds N addresses `P0` … in one event, replies `<binds/>` |
+//! | `<fill key='K' n='N' bytes='B'/>`       | stores N values of B bytes under `K0` …, replies `<filled/>` |
 //! | `<chaos seed='S' n='N'/>`               | returns N actions drawn at random from seed S: any kind, with arguments small, large or odd (the host must survive any list) |
 //!
 //! Events from the host:
@@ -97,6 +104,8 @@ struct Faulty {
     /// Whether to route a bounced payload again, and bind a refused
     /// address again, forever.
     stubborn: bool,
+    /// Ballast carried from event to event (`<fat/>`).
+    blob: String,
 }
 
 /// What `<on-close/>` asked the `closed` event to do.
@@ -128,6 +137,12 @@ impl Handler for Faulty {
                 panic!("faulty: panic on demand");
             }
             "loop" => spin(),
+            "recurse" => {
+                recurse(0);
+            }
+            "call-loop" => loop {
+                black_box(store::get("call-loop"));
+            },
             "alloc" => hoard(),
             "flood" => flood(),
             "error" => return Err("faulty: error on demand".to_owned()),
@@ -299,6 +314,39 @@ impl Handler for Faulty {
                 cx.send(format!("<held token='{}'/>", xml::escape(token)));
             }
             "take-over" => cx.take_over(text(&el, "token")?),
+            "fat" => {
+                self.blob = "x".repeat(number(&el, "n")?);
+                cx.send("<fat/>");
+            }
+            "storm" => {
+                let to = text(&el, "to")?;
+                for _ in 0..number::<u32>(&el, "n")? {
+                    cx.route(to, "<s/>");
+                }
+                cx.send("<stormed/>");
+            }
+            "timers" => {
+                let ms = number(&el, "ms")?;
+                for i in 0..number::<u32>(&el, "n")? {
+                    cx.set_timer(format!("t{i}"), ms);
+                }
+                cx.send("<timers/>");
+            }
+            "binds" => {
+                let prefix = text(&el, "prefix")?;
+                for i in 0..number::<u32>(&el, "n")? {
+                    cx.bind(format!("{prefix}{i}"));
+                }
+                cx.send("<binds/>");
+            }
+            "fill" => {
+                let key = text(&el, "key")?;
+                let value = vec![b'v'; number(&el, "bytes")?];
+                for i in 0..number::<u32>(&el, "n")? {
+                    store::put(&format!("{key}{i}"), &value);
+                }
+                cx.send("<filled/>");
+            }
             "chaos" => chaos(cx, number(&el, "seed")?, number(&el, "n")?),
             "stats" => cx.send(format!(
                 "<stats count='{}' routed='{}' fired='{}'/>",
@@ -478,6 +526,16 @@ fn spin() -> ! {
     loop {
         i = black_box(i.wrapping_add(1));
     }
+}
+
+/// Recurses until the stack runs out (the depth it stops at is never
+/// reached).
+fn recurse(depth: u64) -> u64 {
+    if black_box(depth) == u64::MAX {
+        return depth;
+    }
+    let frame = black_box([depth; 16]);
+    recurse(depth + 1).wrapping_add(frame[0])
 }
 
 /// Adds `n` actions drawn from `seed`: every kind of action, on a few
