@@ -1,6 +1,7 @@
 //! The Prometheus endpoint (`--metrics`): what a scrape says after known
 //! traffic — connections accepted and refused, events and faults by kind,
-//! the latency histogram, bytes out — and that it listens on loopback only.
+//! the latency histogram, bytes out, store commits, dropped events — and
+//! that it listens on loopback only.
 
 mod common;
 
@@ -52,6 +53,25 @@ fn a_scrape_counts_connections_events_faults_and_bytes() {
     );
     assert!(value(&figures, "ej_outbound_bytes_total") > 0.0, "{figures}");
     assert_eq!(value(&figures, "ej_instances_in_use"), 0.0, "{figures}");
+}
+
+#[test]
+fn store_commits_and_dropped_events_are_counted() {
+    let server = Server::start("faulty", &["--metrics", "127.0.0.1:0", "--max-chain", "5"]);
+    let bound = endpoint(&server);
+    let mut client = server.open();
+    client.send("<put key='k' value='v'/>");
+    client.expect("<stored key='k'/>");
+    // A read-only event commits nothing to count.
+    sync(&mut client);
+    assert_eq!(value(&scrape(bound), "ej_store_commits_total"), 1.0);
+    // Each bounce routes the payload to nobody again: the chain is cut.
+    client.send("<stubborn/>");
+    client.expect("<stubborn/>");
+    client.send("<route to='nobody'><x/></route>");
+    sync(&mut client);
+    let figures = scrape(bound);
+    assert!(value(&figures, "ej_events_dropped_total") >= 1.0, "{figures}");
 }
 
 #[test]

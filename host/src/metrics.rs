@@ -49,6 +49,8 @@ pub struct Metrics {
     pub swaps: AtomicU64,
     pub route_waits: AtomicU64,
     pub routes_busy: AtomicU64,
+    pub commits: AtomicU64,
+    pub events_dropped: AtomicU64,
     events: [AtomicU64; Event::KINDS.len()],
     faults: [AtomicU64; FAULT_KINDS.len()],
     latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
@@ -70,6 +72,8 @@ impl Metrics {
             swaps: AtomicU64::new(0),
             route_waits: AtomicU64::new(0),
             routes_busy: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
             events: [const { AtomicU64::new(0) }; Event::KINDS.len()],
             faults: [const { AtomicU64::new(0) }; FAULT_KINDS.len()],
             latency: [const { AtomicU64::new(0) }; LATENCY_BOUNDS_US.len() + 1],
@@ -194,6 +198,12 @@ impl Metrics {
             get(&self.instances),
         );
         metric(
+            "ej_store_commits_total",
+            "counter",
+            "Store transactions with writes committed (durable).",
+            get(&self.commits),
+        );
+        metric(
             "ej_store_reruns_total",
             "counter",
             "Events run again because another commit changed what they read.",
@@ -216,6 +226,12 @@ impl Metrics {
             "counter",
             "Modules swapped in by a reload.",
             get(&self.swaps),
+        );
+        metric(
+            "ej_events_dropped_total",
+            "counter",
+            "Events a connection caused itself, dropped past --max-chain or the pending bound.",
+            get(&self.events_dropped),
         );
         metric(
             "ej_route_waits_total",

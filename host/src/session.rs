@@ -549,6 +549,7 @@ impl Session {
                         "self-caused events dropped: the chain of events one event caused is too long"
                     );
                 }
+                Metrics::add(&METRICS.events_dropped, self.pending.len() + 1);
                 self.pending.clear();
                 break;
             }
@@ -756,6 +757,7 @@ impl Session {
         if self.pending.len() < self.service.limits.mailbox {
             self.pending.push_back(event);
         } else {
+            Metrics::count(&METRICS.events_dropped);
             static DROPPED: Warning = Warning::new();
             if let Some(suppressed) = DROPPED.due() {
                 tracing::warn!(

@@ -26,6 +26,8 @@ use anyhow::{Context as _, Result, anyhow};
 use redb::{Database, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::{METRICS, Metrics};
+
 pub use conflicts::ReadSet;
 pub use lanes::{Held, Lanes};
 pub use snapshot::Snapshot;
@@ -161,7 +163,11 @@ impl Db {
             .send(writer::Commit { transaction, done })
             .await
             .map_err(|_| stopped())?;
-        committed.await.map_err(|_| stopped())?
+        let result = committed.await.map_err(|_| stopped())?;
+        if result.is_ok() {
+            Metrics::count(&METRICS.commits);
+        }
+        result
     }
 
     /// Where reruns of events that lost a race take turns.
