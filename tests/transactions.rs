@@ -9,66 +9,18 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Client, Server};
-
-const PONG: &str = "<ping xmlns='jabber:client'/>";
-
-/// Opens `n` connections and runs `talk` on each in its own thread, all at
-/// once; returns what each returned, in connection order.
-fn concurrently<T: Send>(server: &Server, n: usize, talk: impl Fn(usize, &mut Client) -> T + Sync) -> Vec<T> {
-    let mut clients: Vec<Client> = (0..n).map(|_| server.open()).collect();
-    let barrier = std::sync::Barrier::new(n);
-    std::thread::scope(|scope| {
-        let talk = &talk;
-        let barrier = &barrier;
-        let threads: Vec<_> = clients
-            .iter_mut()
-            .enumerate()
-            .map(|(i, client)| {
-                scope.spawn(move || {
-                    barrier.wait();
-                    talk(i, client)
-                })
-            })
-            .collect();
-        threads.into_iter().map(|thread| thread.join().unwrap()).collect()
-    })
-}
-
-/// Has `n` connections each send `steps` copies of `increment` at once;
-/// returns the values each was handed, in the order it got them.
-fn increment_concurrently(server: &Server, n: usize, steps: usize, increment: &str) -> Vec<Vec<u64>> {
-    concurrently(server, n, |_, client| {
-        client.send(&increment.repeat(steps));
-        client.send("<ping/>");
-        incremented(&client.read_until(PONG))
-    })
-}
-
-/// Every value handed out, in order.
-fn sorted(replies: &[Vec<u64>]) -> Vec<u64> {
-    let mut all: Vec<u64> = replies.iter().flatten().copied().collect();
-    all.sort_unstable();
-    all
-}
-
-/// The values of every `<incremented/>` reply in `text`.
-fn incremented(text: &str) -> Vec<u64> {
-    text.split("<incremented ")
-        .skip(1)
-        .map(|reply| {
-            let value = reply.split("value='").nth(1).expect("a value");
-            value[..value.find('\'').unwrap()].parse().unwrap()
-        })
-        .collect()
-}
+use common::Server;
+use common::probes::PONG;
+use common::races::{
+    check_claims, claim_concurrently, concurrently, increment_concurrently, join_concurrently, sorted,
+};
 
 #[test]
 fn concurrent_increments_of_one_counter_lose_nothing_and_each_reply_is_sent_once() {
     const CONNECTIONS: usize = 10;
     const STEPS: usize = 200;
     let server = Server::start("faulty", &[]);
-    let replies = increment_concurrently(&server, CONNECTIONS, STEPS, "<increment key='counter'/>");
+    let replies = increment_concurrently(&[&server], CONNECTIONS, STEPS, "<increment key='counter'/>");
     // Each increment saw a value nobody else saw: the values handed out are
     // exactly 1..=N×M, each once, and in order on each connection.
     for mine in &replies {
@@ -88,28 +40,8 @@ fn two_keys_under_one_invariant_never_skew() {
     const ROUNDS: usize = 20;
     const CONNECTIONS: usize = 8;
     let server = Server::start("faulty", &[]);
-    let outcomes = concurrently(&server, CONNECTIONS, |i, client| {
-        let (mine, other) = if i % 2 == 0 { ("a", "b") } else { ("b", "a") };
-        for round in 0..ROUNDS {
-            client.send(&format!("<claim mine='r{round}:{mine}' other='r{round}:{other}'/>"));
-        }
-        client.send("<ping/>");
-        let text = client.read_until(PONG);
-        // The rounds this connection's claim won.
-        (0..ROUNDS)
-            .filter(|round| text.contains(&format!("<claimed key='r{round}:{mine}' ok='true'/>")))
-            .collect::<Vec<usize>>()
-    });
-    for round in 0..ROUNDS {
-        let won: Vec<usize> = (0..CONNECTIONS).filter(|&i| outcomes[i].contains(&round)).collect();
-        assert!(!won.is_empty(), "round {round}: the first claim always succeeds");
-        assert!(
-            won.iter().all(|i| i % 2 == won[0] % 2),
-            "round {round}: claims on both keys succeeded: {won:?}"
-        );
-        let on = server.store(&["list", &format!("r{round}:")]);
-        assert_eq!(on.lines().count(), 1, "round {round}: {on}");
-    }
+    let outcomes = claim_concurrently(&[&server], CONNECTIONS, ROUNDS);
+    check_claims(&server, &outcomes, ROUNDS);
 }
 
 #[test]
@@ -119,13 +51,7 @@ fn a_scanned_range_admits_no_phantoms() {
     const MAX: usize = 5;
     const ROOMS: usize = 4;
     let server = Server::start("faulty", &[]);
-    let joined = concurrently(&server, 30, |i, client| {
-        for room in 0..ROOMS {
-            client.send(&format!("<join prefix='room{room}:' member='m{i:02}' max='{MAX}'/>"));
-        }
-        client.send("<ping/>");
-        client.read_until(PONG).matches("<joined ").count()
-    });
+    let joined = join_concurrently(&[&server], 30, ROOMS, MAX);
     assert_eq!(joined.iter().sum::<usize>(), MAX * ROOMS, "{joined:?}");
     for room in 0..ROOMS {
         let members = server.store(&["list", &format!("room{room}:")]);
@@ -142,7 +68,7 @@ fn an_event_that_faults_on_its_rerun_leaves_nothing_behind() {
     const STEPS: usize = 20;
     let server = Server::start("faulty", &["--on-fault", "skip"]);
     let increment = "<increment key='capped' fail-at='100'/>";
-    let replies = increment_concurrently(&server, CONNECTIONS, STEPS, increment);
+    let replies = increment_concurrently(&[&server], CONNECTIONS, STEPS, increment);
     assert_eq!(sorted(&replies), (1..=99).collect::<Vec<_>>());
     assert_eq!(server.store(&["get", "capped"]), "99\n");
     let crashes = server.wait_for_crashes(CONNECTIONS * STEPS - 99);
@@ -157,7 +83,7 @@ fn an_event_that_keeps_losing_faults_with_conflict_after_its_retries() {
     const CONNECTIONS: usize = 8;
     const STEPS: usize = 50;
     let server = Server::start("faulty", &["--on-fault", "skip", "--max-retries", "0"]);
-    let replies = increment_concurrently(&server, CONNECTIONS, STEPS, "<increment key='contended'/>");
+    let replies = increment_concurrently(&[&server], CONNECTIONS, STEPS, "<increment key='contended'/>");
     let all = sorted(&replies);
     let committed = all.len();
     assert_eq!(
@@ -191,7 +117,7 @@ fn reads_of_one_event_all_see_one_moment() {
     // must always find exactly one token, never a mix of before and after.
     let server = Server::start("faulty", &[]);
     server.store(&["put", "token:a", "1"]);
-    let results = concurrently(&server, 2, |i, client| {
+    let results = concurrently(&[&server], 2, |i, client| {
         if i == 0 {
             for n in 0..300 {
                 let (from, to) = if n % 2 == 0 { ("a", "b") } else { ("b", "a") };

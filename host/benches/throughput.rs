@@ -26,10 +26,17 @@
 //!   incrementing one counter: every event conflicts with every other
 //!   running at the same time, and losers run again until they win. The
 //!   retries each increment took are printed after the run.
+//! - `put_pg_100x50`, `increment_pg_100x50`, `counter_pg_10x50`: the same
+//!   with the store in PostgreSQL (a server of the benchmark's own on
+//!   loopback, syncing each commit to disk as the embedded store does): what
+//!   a cluster's shared store costs against the embedded one.
 //!
 //! Run with `cargo bench -p ej --bench throughput` after `cargo xtask guests`.
 
 mod common;
+#[path = "../../tests/common/postgres.rs"]
+#[allow(dead_code)] // the tests' part of it
+mod postgres;
 #[path = "../../tests/common/variant.rs"]
 mod variant;
 
@@ -260,8 +267,13 @@ fn bench(
     module: PathBuf,
     (workload, connections): (Workload, usize),
     swap: Option<bool>,
+    store: Option<&postgres::Postgres>,
 ) {
-    let env = common::BenchEnv::new(&format!("throughput-{name}"));
+    let scratch = format!("throughput-{name}");
+    let env = match store {
+        None => common::BenchEnv::new(&scratch),
+        Some(postgres) => common::BenchEnv::on_postgres(&scratch, runtime, &postgres.database(name)),
+    };
     let sandbox = Sandbox::new(SandboxLimits::default()).expect("creating the sandbox");
     let sandbox = Arc::new(
         sandbox
@@ -324,6 +336,7 @@ fn throughput(c: &mut Criterion) {
         echo(),
         (Workload::Echo { tls: false }, CONNECTIONS),
         None,
+        None,
     );
     bench(
         &mut group,
@@ -331,6 +344,7 @@ fn throughput(c: &mut Criterion) {
         "echo_tls_100x50",
         echo(),
         (Workload::Echo { tls: true }, CONNECTIONS),
+        None,
         None,
     );
     bench(
@@ -340,6 +354,7 @@ fn throughput(c: &mut Criterion) {
         faulty(),
         (Workload::Echo { tls: false }, CONNECTIONS),
         None,
+        None,
     );
     bench(
         &mut group,
@@ -347,6 +362,7 @@ fn throughput(c: &mut Criterion) {
         "put_100x50",
         faulty(),
         (Workload::Put, CONNECTIONS),
+        None,
         None,
     );
     let increment = |shared| Workload::Increment { shared };
@@ -357,12 +373,48 @@ fn throughput(c: &mut Criterion) {
         faulty(),
         (increment(false), CONNECTIONS),
         None,
+        None,
     );
     for writers in [10, 100] {
         group.throughput(stanzas(writers));
         let name = format!("counter_{writers}x50");
-        bench(&mut group, &runtime, &name, faulty(), (increment(true), writers), None);
+        bench(
+            &mut group,
+            &runtime,
+            &name,
+            faulty(),
+            (increment(true), writers),
+            None,
+            None,
+        );
     }
+    let postgres = postgres::Postgres::start_durable("throughput");
+    group.throughput(stanzas(CONNECTIONS));
+    for (name, workload) in [
+        ("put_pg_100x50", Workload::Put),
+        ("increment_pg_100x50", increment(false)),
+    ] {
+        bench(
+            &mut group,
+            &runtime,
+            name,
+            faulty(),
+            (workload, CONNECTIONS),
+            None,
+            Some(&postgres),
+        );
+    }
+    group.throughput(stanzas(10));
+    let counter = (increment(true), 10);
+    bench(
+        &mut group,
+        &runtime,
+        "counter_pg_10x50",
+        faulty(),
+        counter,
+        None,
+        Some(&postgres),
+    );
     group.throughput(stanzas(CONNECTIONS));
     bench(
         &mut group,
@@ -370,6 +422,7 @@ fn throughput(c: &mut Criterion) {
         "route_50pairs_x50",
         faulty(),
         (Workload::Route, CONNECTIONS),
+        None,
         None,
     );
     bench(
@@ -379,6 +432,7 @@ fn throughput(c: &mut Criterion) {
         echo(),
         (Workload::Echo { tls: false }, CONNECTIONS),
         Some(false),
+        None,
     );
     bench(
         &mut group,
@@ -387,6 +441,7 @@ fn throughput(c: &mut Criterion) {
         echo(),
         (Workload::Echo { tls: false }, CONNECTIONS),
         Some(true),
+        None,
     );
     group.finish();
 }

@@ -3,7 +3,12 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "handler",
-    imports: { default: trappable },
+    // A store read may wait for the network (the store in PostgreSQL).
+    imports: {
+        "ej:handler/store.get": async | trappable,
+        "ej:handler/store.scan": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
 });
 

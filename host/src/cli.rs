@@ -51,9 +51,8 @@ pub enum Command {
     /// Read or write the durable store: directly, or through a running
     /// `ej serve` that has it open.
     Store {
-        /// The data directory (the server's `--data-dir`).
-        #[arg(long, value_name = "DIR", default_value = "ej-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The admin endpoint of the server that may have it open.
         #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
         admin: AdminAddr,
@@ -143,6 +142,44 @@ pub enum CertCommand {
 /// Where `ej serve` takes admin commands unless told otherwise.
 pub const DEFAULT_ADMIN: &str = "ej.sock";
 
+/// Where the durable store lives.
+#[derive(Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// The server's own files: the embedded store (unless `--store`), its
+    /// local certificate.
+    #[arg(long, value_name = "DIR", default_value = "ej-data")]
+    pub data_dir: PathBuf,
+    /// Keep the store in PostgreSQL instead, shared by every node given the
+    /// same URL, e.g. `postgres://ej@127.0.0.1/ej` (plain TCP: keep it on
+    /// a trusted network).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Connections to PostgreSQL for events' reads, at most; an event that
+    /// finds them all busy waits (up to `--store-timeout`).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub store_connections: usize,
+    /// How long one step with PostgreSQL (connecting, a read, a batch's
+    /// commit) may take before the event or commit waiting on it fails.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+}
+
+impl StoreArgs {
+    /// Opens the store these flags name.
+    pub async fn open(&self) -> anyhow::Result<crate::db::Db> {
+        match &self.store {
+            None => crate::db::Db::open(&self.data_dir),
+            Some(url) => {
+                let limits = crate::db::PostgresLimits {
+                    connections: self.store_connections.max(1),
+                    timeout: self.store_timeout,
+                };
+                crate::db::Db::connect(url, limits).await
+            }
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct Serve {
     /// Address to listen on, optionally with its own module
@@ -164,9 +201,8 @@ pub struct Serve {
     /// or a loopback `ADDR:PORT`.
     #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
     pub admin: AdminAddr,
-    /// Where the durable store lives.
-    #[arg(long, value_name = "DIR", default_value = "ej-data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Keep compiled modules here, so restarts and reloads of a module
     /// compiled before skip compilation [default: ~/.cache/ej]
     #[arg(long, value_name = "DIR")]
@@ -260,9 +296,9 @@ pub struct LimitArgs {
     pub mailbox: usize,
     /// How long a route to a full mailbox waits for room, holding up its
     /// sender's next event (a fast sender slows to its receiver's pace);
-    /// then the payload comes back `busy`. A wait that would close a circle
-    /// (two connections routing to each other's full mailboxes) does not
-    /// wait at all.
+    /// then the payload comes back `busy`. A waiting connection still
+    /// takes what others route to it, so two connections routing to each
+    /// other's full mailboxes both get through.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub route_wait: Duration,
     /// Addresses one connection may hold.

@@ -73,11 +73,11 @@ impl EventImports {
         }
     }
 
-    fn snapshot(&mut self) -> Result<&Snapshot> {
+    async fn snapshot(&mut self) -> Result<&mut Snapshot> {
         if self.snapshot.is_none() {
-            self.snapshot = Some(self.env.db.snapshot().map_err(wasmtime::Error::from_anyhow)?);
+            self.snapshot = Some(self.env.db.snapshot().await.map_err(wasmtime::Error::from_anyhow)?);
         }
-        Ok(self.snapshot.as_ref().expect("just taken"))
+        Ok(self.snapshot.as_mut().expect("just taken"))
     }
 
     /// Counts `bytes` more read by this event.
@@ -119,13 +119,18 @@ impl EventImports {
 impl types::Host for EventImports {}
 
 impl store::Host for EventImports {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
         // Its own writes need no snapshot, and depend on nobody else.
         if let Some(written) = self.writes.get(&key) {
             return Ok(written.clone());
         }
         self.charge_read(key.len())?;
-        let value = self.snapshot()?.get(&key).map_err(wasmtime::Error::from_anyhow)?;
+        let value = self
+            .snapshot()
+            .await?
+            .get(&key)
+            .await
+            .map_err(wasmtime::Error::from_anyhow)?;
         self.charge_read(value.as_ref().map_or(0, Vec::len))?;
         self.reads.key(&key);
         Ok(value)
@@ -139,7 +144,7 @@ impl store::Host for EventImports {
         self.write(key, None)
     }
 
-    fn scan(&mut self, prefix: String, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
+    async fn scan(&mut self, prefix: String, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
         let limit = (limit as usize).min(self.limits.max_listed);
         self.charge_read(prefix.len())?;
         // Read past as many entries as this event deleted, then overlay.
@@ -150,8 +155,10 @@ impl store::Host for EventImports {
         let wanted = limit + deleted;
         let remaining = self.limits.max_read_bytes - self.read;
         let Some(stored) = self
-            .snapshot()?
+            .snapshot()
+            .await?
             .scan(&prefix, wanted, remaining)
+            .await
             .map_err(wasmtime::Error::from_anyhow)?
         else {
             return Err(self.over_read_limit());

@@ -9,9 +9,9 @@ use tokio::sync::watch;
 
 use ej::admin::{self, AdminAddr, AdminEndpoint, Served};
 use ej::admission::Admission;
-use ej::cli::{CertCommand, Cli, Command, LogFormat, Serve};
+use ej::cli::{CertCommand, Cli, Command, LogFormat, Serve, StoreArgs};
 use ej::crash::CrashLog;
-use ej::db::{Db, InUse};
+use ej::db::InUse;
 use ej::holds::Holds;
 use ej::imports::Env;
 use ej::limits::SandboxLimits;
@@ -35,7 +35,11 @@ fn main() -> ExitCode {
         }
         Command::Reload { admin } => admin_command(&admin, "reload"),
         Command::Status { admin } => admin_command(&admin, "status"),
-        Command::Store { data_dir, admin, op } => store(&data_dir, &admin, &op),
+        Command::Store {
+            store: location,
+            admin,
+            op,
+        } => store(&location, &admin, &op),
         Command::Compile { module, output } => compile(&module, &output),
         Command::Cert(command) => cert(command),
         Command::Wit { out } => wit(out.as_deref()),
@@ -72,7 +76,7 @@ async fn serve(args: Serve) -> Result<()> {
         }
     }
     let env = Env {
-        db: Arc::new(Db::open(&args.data_dir)?),
+        db: Arc::new(args.store.open().await?),
         registry: Arc::new(Registry::default()),
         holds: Arc::new(Holds::new(args.limits.max_held)),
     };
@@ -82,7 +86,7 @@ async fn serve(args: Serve) -> Result<()> {
     });
     let mut pairs = args.tls.pairs().map_err(anyhow::Error::msg)?;
     if pairs.is_empty() {
-        pairs.push(local_pair(&args.data_dir)?);
+        pairs.push(local_pair(&args.store.data_dir)?);
     }
     let tls = Arc::new(Tls {
         certificates: Certificates::load(pairs, args.tls.tls_sessions)?,
@@ -210,10 +214,10 @@ fn operator_command(addr: &AdminAddr, stdin: bool, mut words: Vec<String>) -> Re
 
 /// `ej store`: on the store itself if no server has it open, else through
 /// the server's admin endpoint.
-fn store(data_dir: &std::path::Path, admin: &AdminAddr, op: &StoreOp) -> Result<()> {
+fn store(location: &StoreArgs, admin: &AdminAddr, op: &StoreOp) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let reply = runtime.block_on(async {
-        match Db::open(data_dir) {
+        match location.open().await {
             Ok(db) => execute(&db, op).await,
             Err(error) if error.downcast_ref::<InUse>().is_some() => {
                 let lines = admin::request(admin, &op.to_command()).await?;

@@ -291,6 +291,8 @@ fn ticks(time: Duration) -> u64 {
 fn classify(error: &wasmtime::Error, memory_exceeded: bool) -> FaultKind {
     if memory_exceeded {
         FaultKind::Memory
+    } else if error.downcast_ref::<crate::db::Unreachable>().is_some() {
+        FaultKind::Store
     } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         FaultKind::Timeout
     } else if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<WasmBacktrace>().is_some() {

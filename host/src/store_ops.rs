@@ -41,7 +41,7 @@ pub enum StoreReply {
 /// Runs `op` against `db`.
 pub async fn execute(db: &Db, op: &StoreOp) -> Result<StoreReply> {
     Ok(match op {
-        StoreOp::Get { key } => StoreReply::Value(db.snapshot()?.get(key)?),
+        StoreOp::Get { key } => StoreReply::Value(db.snapshot().await?.get(key).await?),
         StoreOp::Put { key, value } => {
             db.write(WriteSet::from([(key.clone(), Some(value.as_bytes().to_vec()))]))
                 .await?;
@@ -51,9 +51,13 @@ pub async fn execute(db: &Db, op: &StoreOp) -> Result<StoreReply> {
             db.write(WriteSet::from([(key.clone(), None)])).await?;
             StoreReply::Done
         }
-        StoreOp::List { prefix, limit } => {
-            StoreReply::Entries(db.snapshot()?.scan(prefix, *limit, usize::MAX)?.expect("no byte limit"))
-        }
+        StoreOp::List { prefix, limit } => StoreReply::Entries(
+            db.snapshot()
+                .await?
+                .scan(prefix, *limit, usize::MAX)
+                .await?
+                .expect("no byte limit"),
+        ),
     })
 }
 

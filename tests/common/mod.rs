@@ -6,7 +6,9 @@
 pub mod fuzz;
 pub mod ledger;
 pub mod metrics;
+pub mod postgres;
 pub mod probes;
+pub mod races;
 pub mod sampler;
 pub mod scenario;
 pub mod tls;
@@ -155,7 +157,11 @@ impl Server {
     /// endpoint while it runs); fails the test if it fails.
     pub fn store(&self, args: &[&str]) -> String {
         let data_dir = self.data_dir.to_str().expect("a UTF-8 path");
-        self.admin_tool("store", &["--data-dir", data_dir], args)
+        let store = match self.flags.iter().position(|flag| flag == "--store") {
+            Some(at) => ["--store", self.flags[at + 1].as_str()],
+            None => ["--data-dir", data_dir],
+        };
+        self.admin_tool("store", &store, args)
     }
 
     /// Runs `ej TOOL FLAGS… --admin ADMIN ARGS…`; returns what it printed,

@@ -134,6 +134,12 @@ fn test(root: &Path) -> Result<()> {
     ensure_packages(&["/usr/bin/openssl"], &["openssl"])?;
     // The XMPP handler's tests also drive profanity, a terminal client, in tmux.
     ensure_packages(&["/usr/bin/profanity", "/usr/bin/tmux"], &["profanity", "tmux"])?;
+    // The cluster's tests start PostgreSQL servers of their own (Debian's
+    // bookworm packages version 15; `pg_isready` tells when one is up).
+    ensure_packages(
+        &["/usr/lib/postgresql/15/bin/postgres", "/usr/bin/pg_isready"],
+        &["postgresql"],
+    )?;
     // The XMPP handler's tests log in with slixmpp and @xmpp/client.
     let tools = target_dir(root).join("tools");
     slixmpp_venv(&tools)?;

@@ -123,10 +123,31 @@ pub struct BenchEnv {
 
 impl BenchEnv {
     pub fn new(bench: &str) -> Self {
+        let dir = Self::scratch(bench);
+        Self::with(ej::db::Db::open(&dir).expect("opening the store"), dir)
+    }
+
+    /// With the store in PostgreSQL at `url` instead.
+    pub fn on_postgres(bench: &str, runtime: &tokio::runtime::Runtime, url: &str) -> Self {
+        let limits = ej::db::PostgresLimits {
+            connections: 16,
+            timeout: PATIENCE,
+        };
+        let db = runtime
+            .block_on(ej::db::Db::connect(url, limits))
+            .expect("connecting to PostgreSQL");
+        Self::with(db, Self::scratch(bench))
+    }
+
+    fn scratch(bench: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ej-bench-{bench}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn with(db: ej::db::Db, dir: PathBuf) -> Self {
         let env = ej::imports::Env {
-            db: std::sync::Arc::new(ej::db::Db::open(&dir).expect("opening the store")),
+            db: std::sync::Arc::new(db),
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
             holds: std::sync::Arc::default(),
         };

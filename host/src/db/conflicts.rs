@@ -62,6 +62,10 @@ impl ReadSet {
     }
 }
 
+/// Bytes of recently written keys kept for validation. A transaction that
+/// ran while more than this was written by others is run again.
+pub(super) const HISTORY_BYTES: usize = 16 * 1024 * 1024;
+
 /// The keys written by recent commits, newest last, bounded in bytes. A
 /// transaction whose snapshot is older than everything kept here cannot be
 /// validated and counts as conflicting: it runs again on a newer snapshot.
@@ -110,6 +114,16 @@ impl History {
             let (_, keys) = self.commits.pop_back().expect("checked above");
             self.bytes -= keys.iter().map(String::len).sum::<usize>();
         }
+    }
+
+    /// Forgets everything through commit `seq`, known or not: a snapshot
+    /// older than it can no longer be validated.
+    pub fn forget_through(&mut self, seq: u64) {
+        while self.commits.front().is_some_and(|(first, _)| *first <= seq) {
+            let (_, keys) = self.commits.pop_front().expect("checked above");
+            self.bytes -= keys.iter().map(String::len).sum::<usize>();
+        }
+        self.forgotten = self.forgotten.max(seq);
     }
 
     /// Drops the oldest commits until the rest fit the capacity.

@@ -1,41 +1,43 @@
-//! The durable store: an embedded ACID key-value store (redb) under the
-//! server's data directory, shared by every connection, where every event is
-//! a serializable transaction.
+//! The durable store, shared by every connection, where every event is a
+//! serializable transaction. It lives either embedded (redb, under the
+//! server's data directory: one node) or in PostgreSQL (every node of a
+//! cluster sharing it); events see no difference.
 //!
 //! An event reads through one [`Snapshot`]: every `get` and `scan` it makes
 //! sees the store as of one commit. What it read (keys, and the key ranges
-//! it scanned) and what it wrote travel together as a [`Transaction`] to a
-//! single writer thread, which validates each one against the commits made
-//! since its snapshot and commits the valid ones in one redb transaction
-//! (group commit: one sync to disk for many events). A transaction whose
-//! reads went stale is refused as a [`CommitError::Conflict`], and the
-//! caller runs the event again from scratch. Read-only events never reach
-//! the writer, so they never conflict and never wait.
+//! it scanned) and what it wrote travel together as a [`Transaction`] to
+//! the node's single writer, which validates each one against the commits
+//! made since its snapshot (see `conflicts`) and commits the valid ones of
+//! a batch in one transaction (group commit: one sync to disk for many
+//! events). A transaction whose reads went stale is refused as a
+//! [`CommitError::Conflict`], and the caller runs the event again from
+//! scratch. Read-only events never reach the writer, so they never conflict
+//! and never wait.
 
+mod batch;
 mod conflicts;
+mod embedded;
 mod lanes;
-mod snapshot;
-mod writer;
+mod postgres;
 
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context as _, Result, anyhow};
-use redb::{Database, TableDefinition};
+use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{METRICS, Metrics};
 
 pub use conflicts::ReadSet;
 pub use lanes::{Held, Lanes};
-pub use snapshot::Snapshot;
-pub use writer::WriteSet;
+pub use postgres::PostgresLimits;
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
-/// The database file inside the data directory.
-const FILE: &str = "store.redb";
+/// What one event wrote: a value, or `None` for a deletion, per key.
+pub type WriteSet = std::collections::BTreeMap<String, Option<Vec<u8>>>;
+
+/// Entries of the store, in key order.
+pub type Entries = Vec<(String, Vec<u8>)>;
+
 /// Transactions waiting for the writer; senders wait when it is full.
 const QUEUE: usize = 1024;
 
@@ -54,6 +56,19 @@ impl std::fmt::Display for InUse {
 }
 
 impl std::error::Error for InUse {}
+
+/// The store did not answer (PostgreSQL down or too slow): the event that
+/// needed it fails as a `store` fault, and nothing of it is committed.
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
 
 /// What one event did to the store: what it read, as of which snapshot, and
 /// what it wrote.
@@ -76,7 +91,8 @@ pub enum CommitError {
     /// snapshot: nothing was written; run the event again (holding the
     /// lanes of what it read).
     Conflict(ReadSet),
-    /// The store could not commit (a disk error, a stopped writer).
+    /// The store could not commit (a disk error, a stopped writer, the
+    /// database out of reach).
     Failed(String),
 }
 
@@ -93,48 +109,56 @@ impl std::error::Error for CommitError {}
 
 /// The store, opened once per process.
 pub struct Db {
-    database: Arc<Database>,
-    writer: mpsc::Sender<writer::Commit>,
-    counters: Arc<Counters>,
+    backend: Backend,
+    writer: mpsc::Sender<batch::Commit>,
+    counters: std::sync::Arc<Counters>,
     lanes: Lanes,
+}
+
+enum Backend {
+    Embedded(embedded::Embedded),
+    Postgres(postgres::Postgres),
 }
 
 /// What the writer tells everyone else.
 #[derive(Default)]
 struct Counters {
-    /// The sequence number of the last commit readers can see.
+    /// The sequence number of the last commit this node made or saw.
     committed: AtomicU64,
     /// Transactions refused as conflicting, since the store was opened.
     conflicts: AtomicU64,
 }
 
+/// One moment of the store, whichever holds it.
+pub enum Snapshot {
+    Embedded(embedded::Snapshot),
+    Postgres(postgres::Snapshot),
+}
+
 impl Db {
-    /// Opens (creating if need be) the store in `dir` and starts its writer.
+    /// Opens (creating if need be) the embedded store in `dir` and starts
+    /// its writer.
     pub fn open(dir: &Path) -> Result<Self> {
-        // Private to its owner when ej creates it.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating data directory {}", dir.display()))?;
-        let path = dir.join(FILE);
-        let database = Database::create(&path).map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::Error::new(InUse(path.clone())),
-            other => anyhow!("opening {}: {other}", path.display()),
-        })?;
-        let database = Arc::new(database);
-        // Create the table, so that reads never find it missing.
-        writer::write(&database, [&WriteSet::new()])?;
-        let counters = Arc::new(Counters::default());
-        let (sender, queue) = mpsc::channel(QUEUE);
-        let owner = writer::Writer::new(Arc::clone(&database), Arc::clone(&counters));
-        std::thread::Builder::new()
-            .name("ej-store-writer".into())
-            .spawn(move || owner.run(queue))
-            .context("starting the store writer")?;
+        let counters = std::sync::Arc::default();
+        let (writer, queue) = mpsc::channel(QUEUE);
+        let embedded = embedded::Embedded::open(dir, std::sync::Arc::clone(&counters), queue)?;
         Ok(Self {
-            database,
-            writer: sender,
+            backend: Backend::Embedded(embedded),
+            writer,
+            counters,
+            lanes: Lanes::default(),
+        })
+    }
+
+    /// Connects to the store in PostgreSQL at `url` (creating its tables
+    /// if need be) and starts this node's writer.
+    pub async fn connect(url: &str, limits: PostgresLimits) -> Result<Self> {
+        let counters = std::sync::Arc::default();
+        let (writer, queue) = mpsc::channel(QUEUE);
+        let postgres = postgres::Postgres::connect(url, limits, std::sync::Arc::clone(&counters), queue).await?;
+        Ok(Self {
+            backend: Backend::Postgres(postgres),
+            writer,
             counters,
             lanes: Lanes::default(),
         })
@@ -142,16 +166,15 @@ impl Db {
 
     /// The store as of the last commit; every read through it sees that
     /// same moment.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        // The sequence number first: a commit landing between the two makes
-        // the snapshot newer than its number says, which can only cause a
-        // needless conflict, never a missed one.
-        let seq = self.counters.committed.load(Ordering::Acquire);
-        Snapshot::begin(&self.database, seq)
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        Ok(match &self.backend {
+            Backend::Embedded(embedded) => Snapshot::Embedded(embedded.snapshot()?),
+            Backend::Postgres(postgres) => Snapshot::Postgres(postgres.snapshot().await?),
+        })
     }
 
     /// Commits `transaction`'s writes all at once, if nothing it read has
-    /// changed since its snapshot; returns once they are on disk. A
+    /// changed since its snapshot; returns once they are durable. A
     /// transaction without writes commits at once, without the writer.
     pub async fn commit(&self, transaction: Transaction) -> Result<(), CommitError> {
         if transaction.writes.is_empty() {
@@ -160,7 +183,7 @@ impl Db {
         let stopped = || CommitError::Failed("the store writer has stopped".into());
         let (done, committed) = oneshot::channel();
         self.writer
-            .send(writer::Commit { transaction, done })
+            .send(batch::Commit { transaction, done })
             .await
             .map_err(|_| stopped())?;
         let result = committed.await.map_err(|_| stopped())?;
@@ -188,5 +211,32 @@ impl Db {
         })
         .await
         .map_err(anyhow::Error::new)
+    }
+}
+
+impl Snapshot {
+    /// Every commit up to this one is visible (later ones may be too).
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Embedded(snapshot) => snapshot.seq(),
+            Self::Postgres(snapshot) => snapshot.seq(),
+        }
+    }
+
+    pub async fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Self::Embedded(snapshot) => snapshot.get(key),
+            Self::Postgres(snapshot) => snapshot.get(key).await,
+        }
+    }
+
+    /// Entries whose key starts with `prefix`, in key order, at most
+    /// `limit` of them; `None` if their keys and values would hold more than
+    /// `max_bytes` (the scan stops there, reading no further).
+    pub async fn scan(&mut self, prefix: &str, limit: usize, max_bytes: usize) -> Result<Option<Entries>> {
+        match self {
+            Self::Embedded(snapshot) => snapshot.scan(prefix, limit, max_bytes),
+            Self::Postgres(snapshot) => snapshot.scan(prefix, limit, max_bytes).await,
+        }
     }
 }

@@ -1,13 +1,11 @@
-//! One moment of the store: a redb read transaction, tagged with the
+//! One moment of the embedded store: a redb read transaction, tagged with the
 //! sequence number of the last commit it is known to contain.
 
 use anyhow::Result;
 use redb::{Database, ReadOnlyTable, ReadableDatabase};
 
 use super::TABLE;
-
-/// Entries of the store, in key order.
-pub type Entries = Vec<(String, Vec<u8>)>;
+use crate::db::Entries;
 
 /// Reads that all see the store as of one commit.
 pub struct Snapshot {

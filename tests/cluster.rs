@@ -1,0 +1,132 @@
+//! Several nodes, one store in PostgreSQL: every event is still a
+//! serializable transaction when the events racing on a key run on
+//! different nodes, and a node survives the database going away and coming
+//! back. Each test starts its own PostgreSQL and its own `ej serve` nodes
+//! (`--store postgres://…`), driven through the faulty handler's probes.
+
+mod common;
+
+use common::postgres::Postgres;
+use common::probes::PONG;
+use common::races::{check_claims, claim_concurrently, increment_concurrently, incremented, join_concurrently, sorted};
+use common::{Server, ej};
+
+const NODES: usize = 3;
+
+/// `NODES` nodes sharing `postgres`'s store.
+fn nodes(postgres: &Postgres, flags: &[&str]) -> Vec<Server> {
+    let mut flags = flags.to_vec();
+    flags.extend(["--store", postgres.url.as_str()]);
+    (0..NODES).map(|_| Server::start("faulty", &flags)).collect()
+}
+
+fn refs(servers: &[Server]) -> Vec<&Server> {
+    servers.iter().collect()
+}
+
+#[test]
+fn increments_on_three_nodes_lose_nothing_and_each_value_is_handed_out_once() {
+    const CONNECTIONS: usize = 12;
+    const STEPS: usize = 60;
+    let postgres = Postgres::start("increments");
+    let nodes = nodes(&postgres, &[]);
+    let replies = increment_concurrently(&refs(&nodes), CONNECTIONS, STEPS, "<increment key='counter'/>");
+    for mine in &replies {
+        assert_eq!(mine.len(), STEPS);
+        assert!(mine.windows(2).all(|pair| pair[0] < pair[1]), "{mine:?}");
+    }
+    assert_eq!(sorted(&replies), (1..=(CONNECTIONS * STEPS) as u64).collect::<Vec<_>>());
+    for node in &nodes {
+        assert_eq!(node.store(&["get", "counter"]), format!("{}\n", CONNECTIONS * STEPS));
+        assert!(node.crashes().is_empty(), "{:#?}", node.crashes());
+    }
+}
+
+#[test]
+fn claims_on_different_nodes_never_skew_and_scans_admit_no_phantoms() {
+    const ROUNDS: usize = 15;
+    let postgres = Postgres::start("skew");
+    let nodes = nodes(&postgres, &[]);
+    let outcomes = claim_concurrently(&refs(&nodes), 6, ROUNDS);
+    check_claims(&nodes[0], &outcomes, ROUNDS);
+
+    const MAX: usize = 5;
+    const ROOMS: usize = 3;
+    let joined = join_concurrently(&refs(&nodes), 24, ROOMS, MAX);
+    assert_eq!(joined.iter().sum::<usize>(), MAX * ROOMS, "{joined:?}");
+    for room in 0..ROOMS {
+        let members = nodes[1].store(&["list", &format!("room{room}:")]);
+        assert_eq!(members.lines().count(), MAX, "room {room}: {members}");
+    }
+}
+
+#[test]
+fn a_write_by_the_operator_is_seen_by_every_node() {
+    let postgres = Postgres::start("operator");
+    let nodes = nodes(&postgres, &[]);
+    nodes[0].store(&["put", "counter", "41"]);
+    let mut client = nodes[2].open();
+    client.send("<increment key='counter'/><ping/>");
+    assert_eq!(incremented(&client.read_until(PONG)), [42]);
+    assert_eq!(nodes[1].store(&["get", "counter"]), "42\n");
+    assert_eq!(nodes[1].store(&["list", "count"]), "counter\t42\n");
+}
+
+#[test]
+fn events_fail_as_store_faults_while_postgres_is_down_and_work_again_after() {
+    let mut postgres = Postgres::start("restart");
+    let nodes = nodes(&postgres, &["--on-fault", "skip", "--store-timeout", "2s"]);
+    let mut client = nodes[0].open();
+    client.send("<increment key='n'/><ping/>");
+    assert_eq!(incremented(&client.read_until(PONG)), [1]);
+
+    postgres.stop();
+    // The event that needs the store fails; the connection stays (skip).
+    client.send("<increment key='n'/><ping/>");
+    let text = client.read_until(PONG);
+    assert!(incremented(&text).is_empty(), "{text}");
+    let crash = &nodes[0].wait_for_crashes(1)[0];
+    assert_eq!(crash["kind"], "store", "{crash:#}");
+    assert!(crash["reason"].as_str().unwrap().contains("PostgreSQL"), "{crash:#}");
+
+    postgres.resume();
+    for node in &nodes {
+        let mut client = node.open();
+        client.send("<increment key='n'/><ping/>");
+        // A first event may find its pooled connection broken and fail;
+        // the next one reconnects.
+        let mut got = incremented(&client.read_until(PONG));
+        if got.is_empty() {
+            client.send("<increment key='n'/><ping/>");
+            got = incremented(&client.read_until(PONG));
+        }
+        assert_eq!(got.len(), 1, "node {}", node.addr);
+    }
+    assert_eq!(
+        nodes[0].store(&["get", "n"]),
+        "4\n",
+        "nothing was committed while it was down"
+    );
+}
+
+#[test]
+fn a_node_that_cannot_reach_postgres_does_not_start() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let scratch = common::Scratch::new("cluster-unreachable");
+    let out = ej()
+        .args(["serve", "--listen", "127.0.0.1:0", "--store-timeout", "2s"])
+        .arg("--module")
+        .arg(common::guest("faulty"))
+        .arg("--data-dir")
+        .arg(scratch.path("data"))
+        .arg("--admin")
+        .arg(scratch.path("admin.sock"))
+        .args(["--store", &format!("postgres://postgres@127.0.0.1:{port}/postgres")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connecting to the store in PostgreSQL"), "{stderr}");
+}
