@@ -1,15 +1,19 @@
 //! Several nodes, one store in PostgreSQL: every event is still a
 //! serializable transaction when the events racing on a key run on
-//! different nodes, and a node survives the database going away and coming
-//! back. Each test starts its own PostgreSQL and its own `ej serve` nodes
-//! (`--store postgres://…`), driven through the faulty handler's probes.
+//! different nodes; an address has one holder across the nodes, freed when
+//! its connection closes or its node dies; a node survives the database
+//! going away briefly, and stops serving if it is gone for too long. Each
+//! test starts its own PostgreSQL and its own `ej serve` nodes (`--store
+//! postgres://…`), driven through the faulty handler's probes.
 
 mod common;
 
 use common::postgres::Postgres;
 use common::probes::PONG;
 use common::races::{check_claims, claim_concurrently, increment_concurrently, incremented, join_concurrently, sorted};
-use common::{Server, ej};
+use std::time::{Duration, Instant};
+
+use common::{Client, Server, ej, wait_until};
 
 const NODES: usize = 3;
 
@@ -129,4 +133,110 @@ fn a_node_that_cannot_reach_postgres_does_not_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("connecting to the store in PostgreSQL"), "{stderr}");
+}
+
+/// Whether `client`'s bind of `address` held (the faulty handler says
+/// `<bind-refused/>` when it did not).
+fn binds(client: &mut Client, address: &str) -> bool {
+    client.send(&format!("<bind address='{address}'/><ping/>"));
+    !client
+        .read_until(PONG)
+        .contains(&format!("<bind-refused address='{address}'/>"))
+}
+
+#[test]
+fn an_address_bound_on_every_node_at_once_has_one_holder() {
+    let postgres = Postgres::start("one-holder");
+    let nodes = nodes(&postgres, &[]);
+    for round in 0..5 {
+        let address = format!("alice@example.com/r{round}");
+        let held = common::races::concurrently(&refs(&nodes), 9, |_, client| binds(client, &address));
+        assert_eq!(held.iter().filter(|held| **held).count(), 1, "round {round}: {held:?}");
+    }
+}
+
+#[test]
+fn status_lists_every_node_and_a_stopped_one_leaves() {
+    let postgres = Postgres::start("status");
+    let mut nodes = nodes(&postgres, &[]);
+    let status = |node: &Server| {
+        let out = ej().arg("status").arg("--admin").arg(&node.admin).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .filter(|line| line.starts_with("node "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let listed = status(&nodes[2]);
+    assert_eq!(listed.len(), NODES, "{listed:?}");
+    assert_eq!(
+        listed.iter().filter(|line| line.ends_with(" this")).count(),
+        1,
+        "{listed:?}"
+    );
+    assert!(listed[2].ends_with(" this"), "in the order they joined: {listed:?}");
+    nodes[0].signal("TERM");
+    assert!(nodes[0].wait_for_exit());
+    assert_eq!(status(&nodes[1]).len(), NODES - 1, "a node that stops leaves at once");
+}
+
+#[test]
+fn an_address_is_free_on_every_node_once_its_connection_closes() {
+    let postgres = Postgres::start("release");
+    let nodes = nodes(&postgres, &[]);
+    let mut first = nodes[0].open();
+    assert!(binds(&mut first, "bob"));
+    let mut second = nodes[1].open();
+    assert!(!binds(&mut second, "bob"), "held on another node");
+    drop(first);
+    wait_until(|| binds(&mut second, "bob").then_some(()));
+    let mut third = nodes[2].open();
+    assert!(!binds(&mut third, "bob"), "now held by the second");
+}
+
+#[test]
+fn the_addresses_of_a_killed_node_are_free_within_its_timeout() {
+    let postgres = Postgres::start("killed");
+    // Slack for a loaded machine: a live node must never go 2 s unheard.
+    let flags = ["--node-heartbeat", "250ms", "--node-timeout", "2s"];
+    let mut nodes = nodes(&postgres, &flags);
+    let mut doomed = nodes[0].open();
+    assert!(binds(&mut doomed, "carol"));
+    let mut other = nodes[1].open();
+    nodes[0].signal("KILL");
+    let killed = Instant::now();
+    assert!(!binds(&mut other, "carol"), "held until the node is found dead");
+    wait_until(|| binds(&mut other, "carol").then_some(()));
+    let freed = killed.elapsed();
+    // Silent for 2 s, then found by the next beat of a live node (250 ms).
+    assert!(freed < Duration::from_secs(6), "{freed:?}");
+    // Whichever live node beat first forgot it, and said so.
+    let forgotten = "silent nodes forgotten: their addresses are free";
+    wait_until(|| nodes[1..].iter().find_map(|node| node.find_log(forgotten, |_| true)));
+    drop(nodes.remove(0));
+}
+
+#[test]
+fn a_node_cut_off_from_postgres_for_longer_than_its_timeout_stops_serving() {
+    let mut postgres = Postgres::start("cut-off");
+    let mut node = Server::start(
+        "faulty",
+        &[
+            "--store",
+            &postgres.url,
+            "--node-heartbeat",
+            "200ms",
+            "--node-timeout",
+            "1s",
+        ],
+    );
+    let mut client = node.open();
+    assert!(binds(&mut client, "dave"));
+    postgres.stop();
+    assert!(!node.wait_for_exit(), "it exits with an error");
+    let why = node.wait_for_log("this node lost its place in the cluster", |_| true);
+    assert!(why["why"].as_str().unwrap().contains("no heartbeat for 1s"), "{why:#}");
+    let last = node.text_log().join("\n");
+    assert!(last.contains("it stopped serving"), "{last}");
 }

@@ -397,6 +397,7 @@ impl Direct {
             db: std::sync::Arc::new(ej::db::Db::open(&scratch.path("data")).expect("opening a store")),
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
             holds: std::sync::Arc::default(),
+            cluster: None,
         };
         let conn = Connection {
             id: 1,

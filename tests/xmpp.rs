@@ -741,7 +741,9 @@ fn stream_management_resumes_a_session_with_what_its_client_missed_and_keeps_it_
     let (mut phone, _) = authenticated(&server);
     phone.send(&format!("<resume xmlns='{SM}' previd='{id}' h='1'/>"));
     phone.expect(&format!("<resumed xmlns='{SM}' h='1' previd='{id}'/>"));
-    let resent = phone.read_until(&format!("<r xmlns='{SM}'/>"));
+    // ("two" may still be on its way to the held session when it is taken
+    // over: then it comes after the resent "one", as a new stanza.)
+    let resent = phone.read_until("<body>two</body></message>");
     let bodies: Vec<&str> = resent.split("<body>").skip(1).map(|rest| &rest[..3]).collect();
     assert_eq!(bodies, ["one", "two"], "{resent}");
     phone.send(&format!("<a xmlns='{SM}' h='3'/>"));

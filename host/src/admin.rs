@@ -175,6 +175,8 @@ pub struct Served {
     pub services: Vec<Arc<Service>>,
     pub db: Arc<Db>,
     pub tls: Arc<Tls>,
+    /// The node's cluster, if it is in one.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// An accepted admin client's stream, TCP or Unix.
@@ -251,6 +253,15 @@ async fn run(command: &str, server: &Served) -> Vec<String> {
                     info.digest,
                     info.loaded_at_ms
                 ));
+            }
+            if let Some(cluster) = &server.cluster {
+                match cluster.nodes().await {
+                    Ok(nodes) => lines.extend(nodes.into_iter().map(|(node, silent, this)| {
+                        let this = if this { " this" } else { "" };
+                        format!("node {node} seen {:.0}ms ago{this}", silent * 1000.0)
+                    })),
+                    Err(error) => lines.push(format!("error - the cluster's nodes: {}", one_line(&error))),
+                }
             }
         }
         other => lines.push(format!("error - unknown command {other:?} (use reload or status)")),

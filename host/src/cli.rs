@@ -42,7 +42,8 @@ pub enum Command {
         #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
         admin: AdminAddr,
     },
-    /// Show which module build each module file of a running `ej serve` runs.
+    /// Show which module build each module file of a running `ej serve` runs
+    /// and, in a cluster, every node (`node ID seen …ms ago`, this one marked).
     Status {
         /// The server's admin endpoint (its `--admin`).
         #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
@@ -162,6 +163,13 @@ pub struct StoreArgs {
     /// commit) may take before the event or commit waiting on it fails.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub store_timeout: Duration,
+    /// With `--store`: how often this node tells the others it is alive.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub node_heartbeat: Duration,
+    /// With `--store`: a node silent this long is taken for dead and its
+    /// addresses freed; a node that cannot beat this long stops serving.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub node_timeout: Duration,
 }
 
 impl StoreArgs {
@@ -177,6 +185,19 @@ impl StoreArgs {
                 crate::db::Db::connect(url, limits).await
             }
         }
+    }
+
+    /// Joins the cluster of the nodes sharing the store, if it is in
+    /// PostgreSQL; `max_unbinds` bounds the releases waiting to be made.
+    pub async fn join(&self, max_unbinds: usize) -> anyhow::Result<Option<std::sync::Arc<crate::cluster::Cluster>>> {
+        let Some(url) = &self.store else {
+            return Ok(None);
+        };
+        let limits = crate::cluster::NodeLimits {
+            heartbeat: self.node_heartbeat,
+            timeout: self.node_timeout.max(self.node_heartbeat),
+        };
+        Ok(Some(crate::cluster::Cluster::join(url, limits, max_unbinds).await?))
     }
 }
 

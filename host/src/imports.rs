@@ -24,6 +24,9 @@ pub struct Env {
     pub registry: Arc<Registry>,
     /// Sessions kept for peers that may come back.
     pub holds: Arc<Holds>,
+    /// This node's place in a cluster (with the store in PostgreSQL): where
+    /// bindings are made cluster-wide.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Bounds on what one event may do through its imports.

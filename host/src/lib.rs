@@ -10,6 +10,7 @@ pub mod admission;
 pub mod bindings;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod crash;
 pub mod db;
 pub mod fault;

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use ej::admin::{self, AdminAddr, AdminEndpoint, Served};
 use ej::admission::Admission;
 use ej::cli::{CertCommand, Cli, Command, LogFormat, Serve, StoreArgs};
+use ej::cluster::Cluster;
 use ej::crash::CrashLog;
 use ej::db::InUse;
 use ej::holds::Holds;
@@ -79,6 +80,10 @@ async fn serve(args: Serve) -> Result<()> {
         db: Arc::new(args.store.open().await?),
         registry: Arc::new(Registry::default()),
         holds: Arc::new(Holds::new(args.limits.max_held)),
+        cluster: args
+            .store
+            .join(args.max_connections as usize * args.limits.max_addresses)
+            .await?,
     };
     let crash_log = Arc::new(match &args.crash_log {
         Some(path) => CrashLog::file(path)?,
@@ -127,6 +132,7 @@ async fn serve(args: Serve) -> Result<()> {
         services: services.clone(),
         db: Arc::clone(&env.db),
         tls: Arc::clone(&tls),
+        cluster: env.cluster.clone(),
     };
     let admin = tokio::spawn(admin.run(served, stopped.clone()));
     let _watcher = if args.watch {
@@ -145,26 +151,48 @@ async fn serve(args: Serve) -> Result<()> {
         servers.push(tokio::spawn(server.run(stopped.clone())));
     }
 
-    wait_for_stop(&services, &tls).await?;
+    let lost = wait_for_stop(&services, &tls, env.cluster.as_deref()).await?;
     tracing::info!("shutting down: no new connections; closing streams");
     let _ = stop.send(true);
     for server in servers {
         server.await??;
     }
     admin.await?;
-    Ok(())
+    if let Some(cluster) = &env.cluster {
+        cluster.leave().await;
+    }
+    match lost {
+        Stop::Asked => Ok(()),
+        Stop::LostCluster => anyhow::bail!("this node lost its place in the cluster (see the log): it stopped serving"),
+    }
 }
 
-/// Returns on SIGINT or SIGTERM; reloads every module and the
-/// certificates on SIGHUP.
-async fn wait_for_stop(services: &[Arc<Service>], tls: &Tls) -> Result<()> {
+/// Why a server stops.
+enum Stop {
+    /// SIGINT or SIGTERM.
+    Asked,
+    /// The node could not stay in its cluster (see `cluster`).
+    LostCluster,
+}
+
+/// Returns on SIGINT or SIGTERM, or when the node lost its place in its
+/// cluster; reloads every module and the certificates on SIGHUP.
+async fn wait_for_stop(services: &[Arc<Service>], tls: &Tls, cluster: Option<&Cluster>) -> Result<Stop> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    let lost = async {
+        match cluster {
+            Some(cluster) => cluster.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(lost);
     loop {
         tokio::select! {
-            result = tokio::signal::ctrl_c() => return Ok(result?),
-            _ = terminate.recv() => return Ok(()),
+            result = tokio::signal::ctrl_c() => return result.map(|()| Stop::Asked).map_err(Into::into),
+            _ = terminate.recv() => return Ok(Stop::Asked),
+            () = &mut lost => return Ok(Stop::LostCluster),
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading modules and certificates");
                 for service in services {

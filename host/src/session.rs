@@ -393,8 +393,8 @@ impl Session {
     /// as that session. Returns its state, if there was one.
     async fn take_over(&mut self, token: &str) -> Option<Vec<u8>> {
         let held = self.service.env.holds.claim(token, self.record.id).await?;
-        for address in self.addresses.drain(..) {
-            self.service.env.registry.unbind(&address, self.holder.id);
+        for address in std::mem::take(&mut self.addresses) {
+            self.release(address).await;
         }
         if let Some(hold) = self.hold.take() {
             self.service.env.holds.release(&hold, self.record.id);
@@ -631,8 +631,8 @@ impl Session {
                         return Flow::End(Ending::tls_failed());
                     }
                 }
-                Action::Bind(address) => self.bind(address),
-                Action::Unbind(address) => self.unbind(&address),
+                Action::Bind(address) => self.bind(address).await,
+                Action::Unbind(address) => self.unbind(&address).await,
                 Action::Route(route) => self.route(route),
                 Action::SetTimer(Timer { tag, after_ms }) => {
                     if let Err(Full(tag)) = self.timers.set(tag, Duration::from_millis(after_ms.into())) {
@@ -698,7 +698,7 @@ impl Session {
         self.header_deadline = Some(tokio::time::Instant::now() + self.service.limits.header_timeout);
     }
 
-    fn bind(&mut self, address: String) {
+    async fn bind(&mut self, address: String) {
         if self.addresses.contains(&address) {
             return;
         }
@@ -716,16 +716,50 @@ impl Session {
                 );
             }
         } else if self.service.env.registry.bind(&address, &self.holder) {
-            self.addresses.push(address);
-            return;
+            if self.bind_in_cluster(&address).await {
+                self.addresses.push(address);
+                return;
+            }
+            self.service.env.registry.unbind(&address, self.holder.id);
         }
         self.cause(Event::BindRefused(address));
     }
 
-    fn unbind(&mut self, address: &str) {
+    /// Whether the cluster, if any, lets this connection hold `address`.
+    async fn bind_in_cluster(&self, address: &str) -> bool {
+        let Some(cluster) = &self.service.env.cluster else {
+            return true;
+        };
+        match cluster.bind(address, self.holder.id).await {
+            Ok(bound) => bound,
+            Err(error) => {
+                static FAILED: Warning = Warning::new();
+                if let Some(suppressed) = FAILED.due() {
+                    tracing::warn!(
+                        id = self.record.id,
+                        ?address,
+                        error = %format!("{error:#}"),
+                        suppressed,
+                        "bind refused: the cluster's bindings are out of reach"
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    async fn unbind(&mut self, address: &str) {
         if let Some(at) = self.addresses.iter().position(|held| held == address) {
             self.addresses.remove(at);
-            self.service.env.registry.unbind(address, self.holder.id);
+            self.release(address.to_owned()).await;
+        }
+    }
+
+    /// Lets go of an address this connection held, here and cluster-wide.
+    async fn release(&self, address: String) {
+        self.service.env.registry.unbind(&address, self.holder.id);
+        if let Some(cluster) = &self.service.env.cluster {
+            cluster.unbind(address, self.holder.id).await;
         }
     }
 
@@ -796,7 +830,7 @@ impl Session {
                             let _ = self.send(text);
                         }
                         Action::Route(route) => self.route(route),
-                        Action::Unbind(address) => self.unbind(&address),
+                        Action::Unbind(address) => self.unbind(&address).await,
                         _ => {}
                     }
                 }
@@ -815,8 +849,8 @@ impl Session {
                 );
             }
         }
-        for address in self.addresses.drain(..) {
-            self.service.env.registry.unbind(&address, self.holder.id);
+        for address in std::mem::take(&mut self.addresses) {
+            self.release(address).await;
         }
         if let Some(hold) = self.hold.take() {
             self.service.env.holds.release(&hold, self.record.id);

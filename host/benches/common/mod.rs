@@ -150,6 +150,7 @@ impl BenchEnv {
             db: std::sync::Arc::new(db),
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
             holds: std::sync::Arc::default(),
+            cluster: None,
         };
         Self { env, dir }
     }

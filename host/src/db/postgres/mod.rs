@@ -52,20 +52,7 @@ impl Postgres {
         let link = writer::Link::open(&config, limits.timeout).await?;
         let writer = writer::Writer::new(config.clone(), link, counters, head, limits.timeout);
         tokio::spawn(writer.run(queue));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(limits.connections)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(limits.timeout))
-            .create_timeout(Some(limits.timeout))
-            .build()
-            .context("making the pool of connections to PostgreSQL")?;
+        let pool = pool(config, limits)?;
         Ok(Self {
             pool,
             timeout: limits.timeout,
@@ -75,4 +62,23 @@ impl Postgres {
     pub async fn snapshot(&self) -> Result<Snapshot> {
         Snapshot::begin(&self.pool, self.timeout).await
     }
+}
+
+/// A pool of at most `limits.connections` connections to the database of
+/// `config`, each made and each waited for within `limits.timeout`.
+pub fn pool(config: tokio_postgres::Config, limits: PostgresLimits) -> Result<Pool> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(limits.connections)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(limits.timeout))
+        .create_timeout(Some(limits.timeout))
+        .build()
+        .context("making the pool of connections to PostgreSQL")
 }
