@@ -9,7 +9,8 @@
 //! chat (XEP-0045): rooms, their moderation, invitations and self-ping;
 //! message archives (XEP-0313) paged through for an account and a room; and
 //! PEP (XEP-0163): notifications by entity capabilities, access models,
-//! private bookmarks (XEP-0223, XEP-0402), avatars (XEP-0084) and bounds.
+//! private bookmarks (XEP-0223, XEP-0402), avatars (XEP-0084) and bounds;
+//! and two nodes sharing a store in PostgreSQL.
 //!
 //! Each test runs one scenario script from `tests/xmpp/slixmpp/` (see their
 //! docstrings) with the interpreter of the virtual environment that
@@ -24,6 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Server;
+use common::postgres::Postgres;
 use common::scenario::{Outcome, account, server_with, tool};
 use serde_json::{Value, json};
 
@@ -152,6 +154,42 @@ fn a_wrong_password_fails_authentication() {
 #[test]
 fn an_unknown_user_fails_authentication() {
     login_fails("mallory@localhost/laptop", "any-password");
+}
+
+#[test]
+fn nodes_sharing_a_store_in_postgresql_share_accounts_and_what_they_keep() {
+    // Accounts made through one node log in on the other, and chat there
+    // with their rosters and archives in PostgreSQL; a wrong password is
+    // refused on either.
+    let postgres = Postgres::start("slixmpp");
+    let flags = ["--store", postgres.url.as_str()];
+    let first = Server::start("xmpp", &flags);
+    let second = Server::start("xmpp", &flags);
+    for (name, password) in [ALICE, BOB] {
+        first.command(&["user", "add", name, password]);
+    }
+    scenario(&second, "chat", &alice_and_bob())
+        .succeeded()
+        .check_alice_and_bob_chatted();
+    let outcome = scenario(
+        &first,
+        "login",
+        &account("--user", "bob@localhost/desk", "not-bob-password"),
+    )
+    .succeeded();
+    assert_eq!(
+        outcome.one("user", "failed_auth")["condition"],
+        "not-authorized",
+        "{}",
+        outcome.report()
+    );
+    let outcome = scenario(&first, "login", &account("--user", "bob@localhost/desk", BOB.1)).succeeded();
+    assert_eq!(
+        outcome.one("user", "session_start")["jid"],
+        "bob@localhost/desk",
+        "{}",
+        outcome.report()
+    );
 }
 
 #[test]
