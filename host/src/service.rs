@@ -142,9 +142,20 @@ impl Service {
                 let mut completed = self.sandbox.handle(module, record, state, event, &self.env).await?;
                 check(&completed.outcome.actions)?;
                 completed.transaction.retries = retries;
-                // The writes are durable before anything the event asked for
-                // happens, so whoever hears of it can read them.
-                match db.commit(completed.transaction).await {
+                // A first run that read what a rerun is queued on takes its
+                // turn in the queue rather than race the rerun to the writer:
+                // otherwise, when commits take long (a store in PostgreSQL),
+                // fresh events keep beating a rerun until it runs out of
+                // retries.
+                let writes = !completed.transaction.writes.is_empty();
+                let result = if retries == 0 && writes && db.lanes().taken(&completed.transaction.reads) {
+                    Err(CommitError::Conflict(completed.transaction.reads))
+                } else {
+                    // The writes are durable before anything the event asked
+                    // for happens, so whoever hears of it can read them.
+                    db.commit(completed.transaction).await
+                };
+                match result {
                     Ok(()) => return Ok(completed.outcome),
                     Err(CommitError::Conflict(reads)) => {
                         Metrics::count(&METRICS.reruns);

@@ -44,6 +44,15 @@ impl Lanes {
         }
         held
     }
+
+    /// Whether a rerun holds (or waits for) the lane of anything in
+    /// `reads`: an event that read it on its first run would most likely
+    /// beat that rerun at the writer only to make it lose again, so it
+    /// joins the queue instead (see `Service::run_event`).
+    pub fn taken(&self, reads: &ReadSet) -> bool {
+        let lanes = self.lanes.lock().expect("lanes lock");
+        !lanes.is_empty() && reads.lane_names().iter().any(|name| lanes.contains_key(name))
+    }
 }
 
 impl Drop for Held<'_> {

@@ -16,69 +16,48 @@ use crate::db::{Entries, Unreachable};
 pub struct Snapshot {
     /// Always there until dropped.
     client: Option<Object>,
-    seq: u64,
+    /// The last commit the snapshot sees: known once its transaction has
+    /// begun, with the first read.
+    seq: Option<u64>,
     timeout: Duration,
 }
 
 impl Snapshot {
-    /// Begins on a pooled connection; if that one turns out broken (the
-    /// database restarted since it was last used), once more on a new one.
+    /// Takes a pooled connection (the pool replaces one found closed). The
+    /// transaction begins with the first read, in the same round trip.
     pub(super) async fn begin(pool: &Pool, timeout: Duration) -> Result<Self> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let client = pool
-                .get()
-                .await
-                .map_err(|error| unreachable(anyhow::Error::new(error)))?;
-            let began = within(timeout, async {
-                client.batch_execute(schema::BEGIN_READ).await?;
-                let head: i64 = client
-                    .query_one(&client.prepare_cached(schema::HEAD).await?, &[])
-                    .await?
-                    .get(0);
-                Ok(head as u64)
-            })
-            .await;
-            match began {
-                Ok(seq) => {
-                    return Ok(Self {
-                        client: Some(client),
-                        seq,
-                        timeout,
-                    });
-                }
-                Err(_) if attempt == 1 && client.is_closed() => drop(Object::take(client)),
-                Err(error) => return Err(unreachable(error)),
-            }
-        }
+        let client = pool
+            .get()
+            .await
+            .map_err(|error| unreachable(anyhow::Error::new(error)))?;
+        Ok(Self {
+            client: Some(client),
+            seq: None,
+            timeout,
+        })
     }
 
-    fn client(&self) -> &Object {
-        self.client.as_ref().expect("held until dropped")
-    }
-
-    /// Every commit up to this one is visible, and no later one.
+    /// Every commit up to this one is visible, and no later one (0 before
+    /// the first read).
     pub fn seq(&self) -> u64 {
-        self.seq
+        self.seq.unwrap_or(0)
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let client = self.client();
-        within(self.timeout, async {
+    pub async fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        let client = self.client.as_ref().expect("held until dropped");
+        let read = async {
             let statement = client.prepare_cached(schema::GET).await?;
             Ok(client.query_opt(&statement, &[&key]).await?.map(|row| row.get(0)))
-        })
-        .await
-        .map_err(unreachable)
+        };
+        in_transaction(client, &mut self.seq, self.timeout, read).await
     }
 
     /// As the embedded store's `scan`: rows stream in, and reading stops at
     /// the byte limit.
-    pub async fn scan(&self, prefix: &str, limit: usize, max_bytes: usize) -> Result<Option<Entries>> {
-        let client = self.client();
+    pub async fn scan(&mut self, prefix: &str, limit: usize, max_bytes: usize) -> Result<Option<Entries>> {
+        let client = self.client.as_ref().expect("held until dropped");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        within(self.timeout, async {
+        let read = async {
             let rows = match schema::prefix_end(prefix) {
                 Some(end) => {
                     let statement = client.prepare_cached(schema::SCAN).await?;
@@ -102,10 +81,40 @@ impl Snapshot {
                 entries.push((key, value));
             }
             Ok(Some(entries))
-        })
-        .await
-        .map_err(unreachable)
+        };
+        in_transaction(client, &mut self.seq, self.timeout, read).await
     }
+}
+
+/// Runs `read` in the snapshot's transaction. The first read (no `seq` yet)
+/// sends the transaction's `BEGIN` and the head's query ahead of it: all
+/// three in one round trip.
+async fn in_transaction<T>(
+    client: &Object,
+    seq: &mut Option<u64>,
+    timeout: Duration,
+    read: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T> {
+    let begun = seq.is_some();
+    let (head, value) = within(timeout, async {
+        if begun {
+            return Ok((None, read.await?));
+        }
+        let head = client.prepare_cached(schema::HEAD).await?;
+        let (_, head, value) = tokio::try_join!(
+            biased;
+            client.batch_execute(schema::BEGIN_READ),
+            client.query_one(&head, &[]),
+            read,
+        )?;
+        Ok((Some(head.get::<_, i64>(0) as u64), value))
+    })
+    .await
+    .map_err(unreachable)?;
+    if head.is_some() {
+        *seq = head;
+    }
+    Ok(value)
 }
 
 impl Drop for Snapshot {
