@@ -50,7 +50,8 @@ pub fn forget(session: &Session) {
 
 /// Copies `message` (as delivered) to `user`'s sessions that enabled
 /// carbons, but those in `skip` (which have it already): `sent` or
-/// `received` says which way it went.
+/// `received` says which way it went. The message is read only when some
+/// session wants a copy.
 pub fn copy(
     cx: &mut Context,
     user: &str,
@@ -59,6 +60,15 @@ pub fn copy(
     direction: &str,
     message: &str,
 ) -> Result<(), String> {
+    let prefix = keys::carbon_copies(user);
+    let wanting: Vec<String> = store::scan(&prefix, 64)
+        .into_iter()
+        .filter_map(|(key, _)| key.strip_prefix(&prefix).map(str::to_owned))
+        .filter(|resource| !skip.contains(&resource.as_str()) && routing::is_bound(bare, resource))
+        .collect();
+    if wanting.is_empty() {
+        return Ok(());
+    }
     let el = Element::parse(message)?;
     let eligible = matches!(el.attr("type"), Some("chat"))
         && el.get("private", NS).is_none()
@@ -68,14 +78,7 @@ pub fn copy(
     if !eligible {
         return Ok(());
     }
-    let prefix = keys::carbon_copies(user);
-    for (key, _) in store::scan(&prefix, 64) {
-        let Some(resource) = key.strip_prefix(&prefix) else {
-            continue;
-        };
-        if skip.contains(&resource) || !routing::is_bound(bare, resource) {
-            continue;
-        }
+    for resource in &wanting {
         let full = format!("{bare}/{resource}");
         let wrapped = Element::new("message", crate::xml::CLIENT)
             .with("from", bare)

@@ -5,8 +5,8 @@
 //! a fresh instance for every event.
 //!
 //! Where things live:
-//! - the connection's state (this crate's [`Session`], a few hundred bytes
-//!   of JSON): the stream, the SASL exchange under way, who is logged in,
+//! - the connection's state (this crate's [`Session`], a hundred bytes or
+//!   so of JSON): the stream, the SASL exchange under way, who is logged in,
 //!   the bound resource, the client's presence flags;
 //! - the store, per account (see [`keys`]): credentials, the roster,
 //!   subscription requests waiting, each resource's presence, offline
@@ -59,40 +59,57 @@ use serde::{Deserialize, Serialize};
 /// rather than the event failing.
 pub const SEND_BUDGET: usize = 768 * 1024;
 
-/// One client connection's state between events.
+/// One client connection's state between events. Fields at their default
+/// are left out of the JSON (and read back as the default): the state is
+/// decoded and encoded by every event, so the less of it the better.
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Session {
     /// The id of the stream the server opened last.
+    #[serde(skip_serializing_if = "is_default")]
     stream_id: String,
     /// The domain the client asked for and the server serves.
+    #[serde(skip_serializing_if = "is_default")]
     domain: String,
     /// The SASL exchange under way.
+    #[serde(skip_serializing_if = "Option::is_none")]
     sasl: Option<sasl::Exchange>,
     /// Failed authentication attempts on this connection.
+    #[serde(skip_serializing_if = "is_default")]
     failures: u8,
     /// The authenticated account's local part.
+    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<String>,
     /// The bound resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
     resource: Option<String>,
     /// A bind waiting for the older session holding the resource to go.
+    #[serde(skip_serializing_if = "Option::is_none")]
     binding: Option<bind::Waiting>,
     /// Whether the client sent its initial presence (and not yet
     /// unavailable), and at which priority.
+    #[serde(skip_serializing_if = "is_default")]
     available: bool,
+    #[serde(skip_serializing_if = "is_default")]
     priority: i8,
     /// Whether the client asked for its roster (and so gets pushes).
+    #[serde(skip_serializing_if = "is_default")]
     roster: bool,
     /// XEP-0352: the client said it is inactive; presence updates wait in
     /// `held` (the latest per sender, at most `MAX_HELD`) until it is active.
+    #[serde(skip_serializing_if = "is_default")]
     inactive: bool,
     /// `(sender, presence)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     held: Vec<(String, String)>,
     /// XEP-0045: the rooms this session is in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     rooms: Vec<muc::Joined>,
     /// XEP-0198: stream management, once enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
     sm: Option<sm::Managed>,
     /// A `<resume/>` waiting for the session it names.
+    #[serde(skip_serializing_if = "Option::is_none")]
     resuming: Option<sm::Resuming>,
 }
 
@@ -175,6 +192,11 @@ impl Handler for Session {
     fn operator(&mut self, cx: &mut Context, command: &str) -> Result<(), String> {
         accounts::operator(cx, command)
     }
+}
+
+/// Whether a state field is at its default, and so left out of the JSON.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl Session {

@@ -22,7 +22,8 @@ pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: &Ele
         stanza::refuse(cx, el, Condition::BadRequest);
         return Ok(());
     };
-    let stamped = stanza::stamped(text, &session.full(), Some(&to))?;
+    let full = session.full();
+    let stamped = stanza::stamped(text, &full, Some(&to))?;
     let bare = target.to_bare().to_string();
     if target.node().is_none() {
         // To a server: this one has nothing to say to messages.
@@ -43,16 +44,20 @@ pub fn from_client(session: &mut Session, cx: &mut Context, text: &str, el: &Ele
     let user = session.user.clone().unwrap_or_default();
     let resource = session.resource.clone().unwrap_or_default();
     carbons::copy(cx, &user, &session.bare(), &[&resource], "sent", &stamped)?;
-    let stamped = archived(session, &stamped, el, &bare)?;
+    // The message as delivered: `stamped`, read back from `el` rather
+    // than parsed again (`stamped` changed only these two attributes).
+    let delivered = el.clone().with("from", full).with("to", to.as_str());
+    let stamped = archived(session, &stamped, delivered, &bare)?;
     deliver(cx, &stamped, &target, el.attr("type"))
 }
 
-/// XEP-0313: keeps a message in the sender's and the receiver's archives
-/// (as each wants), and returns it with the receiver's stanza-id.
-fn archived(session: &Session, stamped: &str, el: &Element, to: &str) -> Result<String, String> {
+/// XEP-0313: keeps a message (`stamped`, which is `el` as text) in the
+/// sender's and the receiver's archives (as each wants), and returns it
+/// with the receiver's stanza-id.
+fn archived(session: &Session, stamped: &str, el: Element, to: &str) -> Result<String, String> {
     let from = session.bare();
     let mut id = None;
-    if archive::worth_keeping(el) {
+    if archive::worth_keeping(&el) {
         let sender = session.user.as_deref().unwrap_or_default();
         if archive::prefs::wants(sender, to)? {
             archive::Archive::open(&from)?.append(to, stamped)?;
@@ -62,7 +67,7 @@ fn archived(session: &Session, stamped: &str, el: &Element, to: &str) -> Result<
             id = Some(archive::Archive::open(to)?.append(&from, stamped)?);
         }
     }
-    archive::with_stanza_id(stamped, to, id.as_deref())
+    Ok(archive::element_with_stanza_id(el, to, id.as_deref()))
 }
 
 /// Delivers a message (`from` and `to` set) to a local user: to the

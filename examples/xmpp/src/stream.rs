@@ -3,6 +3,8 @@
 //! SASL2, then resource binding unless Bind2 did it), STARTTLS itself
 //! through the host's `start-tls`, and stream errors.
 
+use std::sync::OnceLock;
+
 use ej_guest::Context;
 
 use crate::Session;
@@ -111,11 +113,18 @@ pub fn error(cx: &mut Context, condition: &str, text: &str) {
     )));
 }
 
-/// The domain this server serves.
+/// The domain this server serves. Read once per event (every event has a
+/// fresh instance, so this is per event): only the operator sets it, with
+/// `ej store`, between events.
 pub fn served_domain() -> String {
-    ej_guest::store::get("config/domain")
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .unwrap_or_else(|| DEFAULT_DOMAIN.to_owned())
+    static DOMAIN: OnceLock<String> = OnceLock::new();
+    DOMAIN
+        .get_or_init(|| {
+            ej_guest::store::get("config/domain")
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_else(|| DEFAULT_DOMAIN.to_owned())
+        })
+        .clone()
 }
 
 /// A random identifier (stream ids, generated resources, nonces).

@@ -208,7 +208,11 @@ pub fn worth_keeping(el: &Element) -> bool {
 /// `message` without any stanza-id a client put in (XEP-0359 §5: only the
 /// archive's own may be trusted), and with `id` from `by` added.
 pub fn with_stanza_id(message: &str, by: &str, id: Option<&str>) -> Result<String, String> {
-    let mut el = Element::parse(message)?;
+    Ok(element_with_stanza_id(Element::parse(message)?, by, id))
+}
+
+/// The same for a message already parsed.
+pub fn element_with_stanza_id(mut el: Element, by: &str, id: Option<&str>) -> String {
     el.children
         .retain(|node| !matches!(node, Node::Element(child) if child.name == "stanza-id" && child.ns == SID));
     if let Some(id) = id {
@@ -216,5 +220,5 @@ pub fn with_stanza_id(message: &str, by: &str, id: Option<&str>) -> Result<Strin
             Element::new("stanza-id", SID).with("id", id).with("by", by),
         ));
     }
-    Ok(el.to_xml())
+    el.to_xml()
 }
