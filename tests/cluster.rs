@@ -113,26 +113,41 @@ fn events_fail_as_store_faults_while_postgres_is_down_and_work_again_after() {
     );
 }
 
-#[test]
-fn a_node_that_cannot_reach_postgres_does_not_start() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let scratch = common::Scratch::new("cluster-unreachable");
+/// What `ej serve --store URL` says on stderr as it fails to start.
+fn refused_start(url: &str) -> String {
+    let scratch = common::Scratch::new("cluster-refused");
     let out = ej()
-        .args(["serve", "--listen", "127.0.0.1:0", "--store-timeout", "2s"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store-timeout",
+            "2s",
+            "--store",
+            url,
+        ])
         .arg("--module")
         .arg(common::guest("faulty"))
         .arg("--data-dir")
         .arg(scratch.path("data"))
         .arg("--admin")
         .arg(scratch.path("admin.sock"))
-        .args(["--store", &format!("postgres://postgres@127.0.0.1:{port}/postgres")])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with --store {url}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_node_that_cannot_reach_postgres_does_not_start() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let stderr = refused_start(&format!("postgres://postgres@127.0.0.1:{port}/postgres"));
     assert!(stderr.contains("connecting to the store in PostgreSQL"), "{stderr}");
+    // A URL that is not one is refused for what it is.
+    let stderr = refused_start("postgres://[not-a-host");
+    assert!(stderr.contains("reading the store's PostgreSQL URL"), "{stderr}");
 }
 
 /// Whether `client`'s bind of `address` held (the faulty handler says

@@ -75,7 +75,7 @@ impl Cluster {
                 timeout: limits.timeout,
             },
         )?;
-        let node = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) as i64;
+        let node = crate::db::random_id();
         let client = pool.get().await.context("joining the cluster in PostgreSQL")?;
         client
             .batch_execute(&format!("BEGIN; {CREATE} COMMIT;"))

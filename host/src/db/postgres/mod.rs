@@ -82,3 +82,9 @@ pub fn pool(config: tokio_postgres::Config, limits: PostgresLimits) -> Result<Po
         .build()
         .context("making the pool of connections to PostgreSQL")
 }
+
+/// A random name for a writer or a node, new at every start (the standard
+/// library's hasher keys are random per process).
+pub fn random_id() -> i64 {
+    std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) as i64
+}

@@ -59,7 +59,7 @@ impl Writer {
             known: head,
             timeout,
             batches: 0,
-            id: std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) as i64,
+            id: super::random_id(),
         }
     }
 
@@ -191,21 +191,24 @@ impl Writer {
         // (one that fails aborts the transaction, and the commit with it).
         let client = &link.client;
         let put = async {
-            match put_keys.is_empty() {
-                true => Ok(0),
-                false => client.execute(&link.put, &[&put_keys, &put_values]).await,
+            if put_keys.is_empty() {
+                Ok(0)
+            } else {
+                client.execute(&link.put, &[&put_keys, &put_values]).await
             }
         };
         let delete = async {
-            match deleted.is_empty() {
-                true => Ok(0),
-                false => client.execute(&link.delete, &[&deleted]).await,
+            if deleted.is_empty() {
+                Ok(0)
+            } else {
+                client.execute(&link.delete, &[&deleted]).await
             }
         };
         let trim = async {
-            match trim {
-                false => Ok(0),
-                true => client.execute(&link.trim, &[&(seq - schema::LOG_KEEP)]).await,
+            if trim {
+                client.execute(&link.trim, &[&(seq - schema::LOG_KEEP)]).await
+            } else {
+                Ok(0)
             }
         };
         let log_params: [&Param<'_>; 4] = [&seq, &first, &self.id, &keys];
