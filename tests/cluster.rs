@@ -115,27 +115,7 @@ fn events_fail_as_store_faults_while_postgres_is_down_and_work_again_after() {
 
 /// What `ej serve --store URL` says on stderr as it fails to start.
 fn refused_start(url: &str) -> String {
-    let scratch = common::Scratch::new("cluster-refused");
-    let out = ej()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store-timeout",
-            "2s",
-            "--store",
-            url,
-        ])
-        .arg("--module")
-        .arg(common::guest("faulty"))
-        .arg("--data-dir")
-        .arg(scratch.path("data"))
-        .arg("--admin")
-        .arg(scratch.path("admin.sock"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "started with --store {url}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::refused_start(&["--store-timeout", "2s", "--store", url])
 }
 
 #[test]

@@ -398,6 +398,7 @@ impl Direct {
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
             holds: std::sync::Arc::default(),
             cluster: None,
+            relay: None,
         };
         let conn = Connection {
             id: 1,

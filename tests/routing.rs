@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::metrics::{endpoint, scrape, value};
-use common::probes::{PONG, attr, bind, number, sync};
+use common::probes::{bind, number, sync};
+use common::routes::{Pace, route_concurrently};
 use common::{Client, PATIENCE, Server};
 
 fn lookup(client: &mut Client, prefix: &str) -> String {
@@ -194,120 +194,11 @@ fn addresses_are_released_however_a_connection_ends_after_one_closed_event() {
     sync(&mut watcher);
 }
 
-/// How senders send their payloads.
-#[derive(Clone, Copy)]
-enum Pace {
-    /// All at once, in one write.
-    Burst,
-    /// Each followed by a round trip, so that the sender's session handles
-    /// its own bounces before it reads the next route.
-    RoundTrip,
-}
-
-/// Routes `per_sender` numbered payloads from each of `senders` connections
-/// to one target, all at once; waits until every payload was either
-/// delivered or came back busy; checks per-sender order, nothing lost,
-/// nothing twice. Returns (delivered, busy) in total.
-fn route_concurrently(
-    server: &Server,
-    senders: usize,
-    per_sender: usize,
-    pace: Pace,
-    before: impl FnOnce(&mut Client),
-) -> (usize, usize) {
-    let mut target = server.open();
-    bind(&mut target, "target");
-    let bounced: Arc<Mutex<Vec<Vec<usize>>>> = Arc::new(Mutex::new(vec![Vec::new(); senders]));
-    let done = Arc::new(AtomicBool::new(false));
-    let start = Arc::new(Barrier::new(senders + 1));
-    let threads: Vec<_> = (0..senders)
-        .map(|s| {
-            let mut client = server.open();
-            bind(&mut client, &format!("sender/{s}"));
-            let (bounced, done, start) = (Arc::clone(&bounced), Arc::clone(&done), Arc::clone(&start));
-            std::thread::spawn(move || {
-                let route = |i: usize| format!("<route to='target'><n s='{s}' i='{i}'/></route>");
-                let record = |text: &str| {
-                    for item in text.split_inclusive("</busy>") {
-                        assert!(item.starts_with("<busy to='target'><n "), "{item:?}");
-                        assert_eq!(number(item, "s"), s);
-                        bounced.lock().unwrap()[s].push(number(item, "i"));
-                    }
-                };
-                start.wait();
-                match pace {
-                    Pace::Burst => client.send(&(0..per_sender).map(route).collect::<String>()),
-                    Pace::RoundTrip => {
-                        for i in 0..per_sender {
-                            client.send(&format!("{}<ping/>", route(i)));
-                            let text = client.read_until(PONG);
-                            record(text.strip_suffix(PONG).unwrap());
-                        }
-                    }
-                }
-                while !done.load(Ordering::Relaxed) {
-                    if let Some(text) = client.try_read_until("</busy>", Duration::from_millis(20)) {
-                        record(&text);
-                    }
-                }
-                sync(&mut client);
-            })
-        })
-        .collect();
-    before(&mut target);
-    start.wait();
-
-    let mut delivered = vec![Vec::new(); senders];
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let arrived: usize =
-            delivered.iter().map(Vec::len).sum::<usize>() + bounced.lock().unwrap().iter().map(Vec::len).sum::<usize>();
-        if arrived >= senders * per_sender {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{arrived} of {} payloads delivered or bounced; the server logged {:?}",
-            senders * per_sender,
-            server.find_log("event dropped: too many pending", |_| true)
-        );
-        if let Some(text) = target.try_read_until("</routed>", Duration::from_millis(20)) {
-            assert!(text.starts_with("<routed from='sender/"), "{text:?}");
-            let s = number(&text, "s");
-            assert_eq!(attr(&text, "from"), format!("sender/{s}"), "{text:?}");
-            delivered[s].push(number(&text, "i"));
-        }
-    }
-    done.store(true, Ordering::Relaxed);
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    // Nothing more comes: no duplicates.
-    sync(&mut target);
-
-    let bounced = bounced.lock().unwrap();
-    for s in 0..senders {
-        let (got, back) = (&delivered[s], &bounced[s]);
-        assert!(
-            got.is_sorted_by(|a, b| a < b),
-            "sender {s}: delivered out of order: {got:?}"
-        );
-        assert!(
-            back.is_sorted_by(|a, b| a < b),
-            "sender {s}: busy out of order: {back:?}"
-        );
-        let mut all: Vec<usize> = got.iter().chain(back).copied().collect();
-        all.sort_unstable();
-        assert_eq!(all, (0..per_sender).collect::<Vec<_>>(), "sender {s}: lost or doubled");
-    }
-    (delivered.iter().map(Vec::len).sum(), bounced.iter().map(Vec::len).sum())
-}
-
 #[test]
 fn payloads_from_concurrent_senders_arrive_in_order_none_lost_or_duplicated() {
     let server = Server::start("faulty", &[]);
     // 800 payloads for a mailbox of 256: the senders wait for room.
-    let (delivered, busy) = route_concurrently(&server, 4, 200, Pace::Burst, |_| {});
+    let (delivered, busy) = route_concurrently(&server, &[&server], 4, 200, Pace::Burst, |_| {});
     assert_eq!((delivered, busy), (800, 0));
     assert!(server.crashes().is_empty());
 }
@@ -340,7 +231,7 @@ fn spin(target: &mut Client) {
 #[test]
 fn a_route_to_a_full_mailbox_waits_for_room_and_loses_nothing() {
     let server = spinning_target_server("5s");
-    let (delivered, busy) = route_concurrently(&server, 4, 50, Pace::Burst, spin);
+    let (delivered, busy) = route_concurrently(&server, &[&server], 4, 50, Pace::Burst, spin);
     assert_eq!((delivered, busy), (200, 0));
     assert_eq!(server.wait_for_crashes(1)[0]["kind"], "timeout");
     let figures = scrape(endpoint(&server));
@@ -352,7 +243,7 @@ fn a_route_to_a_full_mailbox_waits_for_room_and_loses_nothing() {
 fn a_mailbox_that_stays_full_past_the_route_wait_sends_payloads_back_busy() {
     let server = spinning_target_server("100ms");
     for pace in [Pace::RoundTrip, Pace::Burst] {
-        let (delivered, busy) = route_concurrently(&server, 4, 50, pace, spin);
+        let (delivered, busy) = route_concurrently(&server, &[&server], 4, 50, pace, spin);
         assert!(delivered >= 4, "{delivered} delivered, {busy} busy");
         assert!(busy > 0, "{delivered} delivered, {busy} busy");
     }

@@ -177,6 +177,8 @@ pub struct Served {
     pub tls: Arc<Tls>,
     /// The node's cluster, if it is in one.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Its routes to the other nodes, if it has them.
+    pub relay: Option<Arc<crate::cluster::relay::Relay>>,
 }
 
 /// An accepted admin client's stream, TCP or Unix.
@@ -258,10 +260,15 @@ async fn run(command: &str, server: &Served) -> Vec<String> {
                 match cluster.nodes().await {
                     Ok(nodes) => lines.extend(nodes.into_iter().map(|(node, silent, this)| {
                         let this = if this { " this" } else { "" };
+                        let node = crate::cluster::relay::node_name(node);
                         format!("node {node} seen {:.0}ms ago{this}", silent * 1000.0)
                     })),
                     Err(error) => lines.push(format!("error - the cluster's nodes: {}", one_line(&error))),
                 }
+            }
+            if let Some(relay) = &server.relay {
+                let state = if relay.connected() { "connected" } else { "disconnected" };
+                lines.push(format!("nats {state}"));
             }
         }
         other => lines.push(format!("error - unknown command {other:?} (use reload or status)")),

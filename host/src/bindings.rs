@@ -3,10 +3,12 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "handler",
-    // A store read may wait for the network (the store in PostgreSQL).
+    // A store read or a lookup may wait for the network (the store and
+    // the bindings in PostgreSQL).
     imports: {
         "ej:handler/store.get": async | trappable,
         "ej:handler/store.scan": async | trappable,
+        "ej:handler/registry.lookup": async | trappable,
         default: trappable,
     },
     exports: { default: async },

@@ -224,6 +224,20 @@ pub struct Serve {
     pub admin: AdminAddr,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// With `--store postgres://…`: route to the addresses held on the
+    /// other nodes through this NATS server, e.g. `nats://127.0.0.1:4222`
+    /// (plain TCP: keep it on a trusted network).
+    #[arg(long, value_name = "URL", requires = "store")]
+    pub cluster: Option<String>,
+    /// With `--cluster`: how long a route to another node waits for its
+    /// answer, beyond `--route-wait`, before it comes back busy.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub cluster_timeout: Duration,
+    /// With `--cluster`: routes from other nodes this node holds at most
+    /// while their receivers' mailboxes are full (past it, they are
+    /// answered busy at once), and bounces on their way back.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub cluster_queue: usize,
     /// Keep compiled modules here, so restarts and reloads of a module
     /// compiled before skip compilation [default: ~/.cache/ej]
     #[arg(long, value_name = "DIR")]

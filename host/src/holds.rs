@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::{METRICS, Metrics};
 use crate::outgoing::Outgoing;
 use crate::registry::{Delivery, Holder};
+use crate::remote::Remote;
 use crate::timers::Timers;
 
 /// Sessions that may be without a socket at once, unless `--max-held` says.
@@ -47,6 +48,7 @@ pub struct Held {
     pub timers: Timers,
     pub hold: Option<Hold>,
     pub outgoing: Outgoing,
+    pub remote: Remote,
     pub state: Vec<u8>,
 }
 

@@ -27,6 +27,8 @@ pub struct Env {
     /// This node's place in a cluster (with the store in PostgreSQL): where
     /// bindings are made cluster-wide.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Routes to the other nodes of the cluster (with `--cluster`).
+    pub relay: Option<Arc<crate::cluster::relay::Relay>>,
 }
 
 /// Bounds on what one event may do through its imports.
@@ -184,11 +186,16 @@ impl store::Host for EventImports {
 }
 
 impl registry::Host for EventImports {
-    fn lookup(&mut self, prefix: String, limit: u32) -> Result<Vec<String>> {
-        let found = self
-            .env
-            .registry
-            .lookup(&prefix, (limit as usize).min(self.limits.max_listed));
+    /// This node's addresses; with routes to other nodes, every node's.
+    async fn lookup(&mut self, prefix: String, limit: u32) -> Result<Vec<String>> {
+        let limit = (limit as usize).min(self.limits.max_listed);
+        let found = match &self.env.relay {
+            None => self.env.registry.lookup(&prefix, limit),
+            Some(relay) => relay
+                .lookup(&prefix, limit)
+                .await
+                .map_err(|error| wasmtime::Error::from_anyhow(crate::db::Unreachable(format!("{error:#}")).into()))?,
+        };
         self.charge_read(found.iter().map(String::len).sum())?;
         Ok(found)
     }

@@ -23,6 +23,7 @@ pub mod module;
 pub mod outbox;
 pub mod outgoing;
 pub mod registry;
+pub mod remote;
 pub mod sandbox;
 pub mod scaffold;
 pub mod server;

@@ -11,6 +11,7 @@ use ej::admin::{self, AdminAddr, AdminEndpoint, Served};
 use ej::admission::Admission;
 use ej::cli::{CertCommand, Cli, Command, LogFormat, Serve, StoreArgs};
 use ej::cluster::Cluster;
+use ej::cluster::relay::{Relay, RelayLimits};
 use ej::crash::CrashLog;
 use ej::db::InUse;
 use ej::holds::Holds;
@@ -76,14 +77,29 @@ async fn serve(args: Serve) -> Result<()> {
             modules.push(module);
         }
     }
+    let db = Arc::new(args.store.open().await?);
+    let registry = Arc::new(Registry::default());
+    let cluster = args
+        .store
+        .join(args.max_connections as usize * args.limits.max_addresses)
+        .await?;
+    let relay = match (&args.cluster, &cluster) {
+        (Some(url), Some(cluster)) => {
+            let limits = RelayLimits {
+                route_wait: args.limits.route_wait,
+                timeout: args.cluster_timeout,
+                queue: args.cluster_queue,
+            };
+            Some(Relay::connect(url, Arc::clone(cluster), Arc::clone(&registry), limits).await?)
+        }
+        _ => None,
+    };
     let env = Env {
-        db: Arc::new(args.store.open().await?),
-        registry: Arc::new(Registry::default()),
+        db,
+        registry,
         holds: Arc::new(Holds::new(args.limits.max_held)),
-        cluster: args
-            .store
-            .join(args.max_connections as usize * args.limits.max_addresses)
-            .await?,
+        cluster,
+        relay,
     };
     let crash_log = Arc::new(match &args.crash_log {
         Some(path) => CrashLog::file(path)?,
@@ -133,6 +149,7 @@ async fn serve(args: Serve) -> Result<()> {
         db: Arc::clone(&env.db),
         tls: Arc::clone(&tls),
         cluster: env.cluster.clone(),
+        relay: env.relay.clone(),
     };
     let admin = tokio::spawn(admin.run(served, stopped.clone()));
     let _watcher = if args.watch {

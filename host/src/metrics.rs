@@ -49,6 +49,7 @@ pub struct Metrics {
     pub swaps: AtomicU64,
     pub route_waits: AtomicU64,
     pub routes_busy: AtomicU64,
+    pub routes_relayed: AtomicU64,
     pub commits: AtomicU64,
     pub events_dropped: AtomicU64,
     events: [AtomicU64; Event::KINDS.len()],
@@ -72,6 +73,7 @@ impl Metrics {
             swaps: AtomicU64::new(0),
             route_waits: AtomicU64::new(0),
             routes_busy: AtomicU64::new(0),
+            routes_relayed: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             events_dropped: AtomicU64::new(0),
             events: [const { AtomicU64::new(0) }; Event::KINDS.len()],
@@ -242,8 +244,14 @@ impl Metrics {
         metric(
             "ej_routes_busy_total",
             "counter",
-            "Routes not taken: the mailbox stayed full, or waiting would have closed a circle of waits.",
+            "Routes not taken: the mailbox stayed full, or another node did not answer in time.",
             get(&self.routes_busy),
+        );
+        metric(
+            "ej_routes_relayed_total",
+            "counter",
+            "Routes to addresses not held on this node, sent to other nodes over NATS.",
+            get(&self.routes_relayed),
         );
         out
     }

@@ -209,18 +209,24 @@ impl Service {
     }
 
     /// Delivers a payload from no connection, waiting for room in a full
-    /// mailbox like any route: nobody hears if it is not delivered.
+    /// mailbox like any route, or sends it to the node holding its address:
+    /// nobody hears if it is not delivered.
     async fn deliver(&self, to: String, payload: String) {
-        let Some(holder) = self.env.registry.holder(&to) else {
-            return;
-        };
-        // No sender to bounce to: a closed channel drops the bounce.
-        let (sender, _) = tokio::sync::mpsc::channel(1);
         let envelope = Envelope {
             from: String::new(),
             to,
             payload,
         };
+        let Some(holder) = self.env.registry.holder(&envelope.to) else {
+            if let Some(relay) = &self.env.relay {
+                Arc::clone(relay)
+                    .route(envelope, None, tokio::sync::oneshot::channel().0)
+                    .await;
+            }
+            return;
+        };
+        // No sender to bounce to: a closed channel drops the bounce.
+        let (sender, _) = tokio::sync::mpsc::channel(1);
         let delivery = Delivery::Routed {
             envelope: Box::new(envelope),
             sender,

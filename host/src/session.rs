@@ -34,6 +34,7 @@ use crate::module::Module;
 use crate::outbox::Outbox;
 use crate::outgoing::{Outgoing, Room};
 use crate::registry::{Delivery, Holder};
+use crate::remote::Remote;
 use crate::service::Service;
 use crate::throttle::Rate;
 use crate::timers::{Full, Timers};
@@ -93,6 +94,7 @@ pub async fn run(
         timers: Timers::new(limits.max_timers),
         pending: VecDeque::new(),
         outgoing: Outgoing::new(limits.mailbox, limits.route_wait),
+        remote: Remote::new(limits.mailbox),
         record: Connection {
             id,
             peer: peer.to_string(),
@@ -175,6 +177,9 @@ struct Session {
     /// Its routes waiting for room in their receivers' mailboxes: while
     /// any waits, nothing new is taken from the peer or the timers.
     outgoing: Outgoing,
+    /// Its routes to other nodes, on their way: while as many are as may
+    /// be, nothing new is taken from the peer or the timers either.
+    remote: Remote,
     /// The socket, and the tasks reading and writing it.
     link: Link,
     shutdown: watch::Receiver<bool>,
@@ -269,9 +274,10 @@ impl Session {
         loop {
             let next_timer = self.timers.next();
             let attached = self.detached.is_none();
-            // While routes wait for room, the session only drains its
-            // mailbox (see `outgoing`).
-            let flowing = self.outgoing.is_empty();
+            // While routes wait for room, or too many are on their way to
+            // other nodes, the session only drains its mailbox (see
+            // `outgoing`, `remote`).
+            let flowing = self.flowing();
             let reading = attached && flowing;
             let flow = tokio::select! {
                 end = self.link.reader.end(), if attached => match end {
@@ -283,7 +289,8 @@ impl Session {
                     Delivery::Routed { envelope, .. } => Event::Routed(*envelope),
                     Delivery::Bounced(envelope) => Event::Undeliverable(*envelope),
                 }).await,
-                room = self.outgoing.room(), if !flowing => self.advance(room).await,
+                room = self.outgoing.room(), if !self.outgoing.is_empty() => self.advance(room).await,
+                back = self.remote.settled(), if !self.remote.is_empty() => self.settled(back).await,
                 () = sleep_until(self.header_deadline), if reading => Flow::End(Ending::with_error(
                     CloseReason::StreamError,
                     "connection-timeout",
@@ -377,6 +384,7 @@ impl Session {
             timers: std::mem::replace(&mut self.timers, Timers::new(0)),
             hold: self.hold.take(),
             outgoing: std::mem::replace(&mut self.outgoing, Outgoing::new(0, Duration::ZERO)),
+            remote: std::mem::replace(&mut self.remote, Remote::new(0)),
             state: std::mem::take(&mut self.state),
         };
         match request.send(held) {
@@ -402,9 +410,12 @@ impl Session {
         let own = std::mem::replace(&mut self.deliveries, mpsc::channel(1).1);
         bounce(own, self.record.id);
         let routes = std::mem::replace(&mut self.outgoing, Outgoing::new(0, Duration::ZERO));
+        // Its own routes to other nodes settle first: they are few, and
+        // the taken session's are on their way in their own order.
+        let remote_back = self.remote.settle_all().await;
         tracing::debug!(id = self.record.id, taken = held.id, "session taken over");
         let state = self.restore(held);
-        for back in self.outgoing.append(routes) {
+        for back in self.outgoing.append(routes).into_iter().chain(remote_back) {
             self.cause(back);
         }
         Some(state)
@@ -419,6 +430,7 @@ impl Session {
         self.timers = held.timers;
         self.hold = held.hold;
         self.outgoing = held.outgoing;
+        self.remote = held.remote;
         held.state
     }
 
@@ -464,7 +476,7 @@ impl Session {
             if let Some(ending) = self.interrupted() {
                 return Flow::End(ending);
             }
-            if !self.outgoing.is_empty() {
+            if !self.flowing() {
                 // The rest stays framed-to-be until the routes are through.
                 return Flow::Continue;
             }
@@ -501,16 +513,37 @@ impl Session {
         for event in self.outgoing.advance(room) {
             self.cause(event);
         }
+        self.resume().await
+    }
+
+    /// The oldest route to another node settled: handles what came back,
+    /// and once routes flow again, the stanzas already read.
+    async fn settled(&mut self, back: Option<Event>) -> Flow {
+        if let Some(event) = back {
+            self.cause(event);
+        }
+        self.resume().await
+    }
+
+    /// After a route settled: the events it caused, then the stanzas
+    /// already read, if routes flow again.
+    async fn resume(&mut self) -> Flow {
         if let Some(event) = self.pending.pop_front()
             && let Flow::End(ending) = self.dispatch(event).await
         {
             return Flow::End(ending);
         }
-        if self.outgoing.is_empty() && self.detached.is_none() {
+        if self.flowing() && self.detached.is_none() {
             self.on_bytes(&[]).await
         } else {
             Flow::Continue
         }
+    }
+
+    /// Whether the session takes new stanzas and timers: no route waits for
+    /// room, and fewer routes to other nodes are on their way than may be.
+    fn flowing(&self) -> bool {
+        self.outgoing.is_empty() && !self.remote.is_full()
     }
 
     /// Runs one event, then the events it caused this connection itself
@@ -764,8 +797,9 @@ impl Session {
     }
 
     /// Delivers a payload to the mailbox of the connection holding its
-    /// address, or queues it to wait for room there (see `outgoing`); or
-    /// sends it back to this connection, undeliverable or busy.
+    /// address, or queues it to wait for room there (see `outgoing`), or
+    /// sends it to the node holding it (see `remote`); or sends it back to
+    /// this connection, undeliverable or busy.
     fn route(&mut self, Route { to, payload }: Route) {
         let envelope = Envelope {
             from: self.addresses.first().cloned().unwrap_or_default(),
@@ -773,7 +807,14 @@ impl Session {
             payload,
         };
         let Some(holder) = self.service.env.registry.holder(&envelope.to) else {
-            return self.cause(Event::Undeliverable(envelope));
+            let back = match &self.service.env.relay {
+                Some(relay) => self.remote.send(relay, envelope),
+                None => Some(Event::Undeliverable(envelope)),
+            };
+            if let Some(back) = back {
+                self.cause(back);
+            }
+            return;
         };
         let delivery = Delivery::Routed {
             envelope: Box::new(envelope),
@@ -837,7 +878,7 @@ impl Session {
             }
             Err(fault) => self.report(&event, &fault),
         }
-        let lost = self.outgoing.flush().await;
+        let lost = self.outgoing.flush().await + self.remote.settle_all().await.len();
         if lost > 0 {
             static LOST: Warning = Warning::new();
             if let Some(suppressed) = LOST.due() {

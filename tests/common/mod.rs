@@ -6,9 +6,11 @@
 pub mod fuzz;
 pub mod ledger;
 pub mod metrics;
+pub mod nats;
 pub mod postgres;
 pub mod probes;
 pub mod races;
+pub mod routes;
 pub mod sampler;
 pub mod scenario;
 pub mod tls;
@@ -610,4 +612,23 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs `ej serve` with the faulty handler and `flags`, which must make it
+/// refuse to start; returns what it printed on stderr.
+pub fn refused_start(flags: &[&str]) -> String {
+    let scratch = Scratch::new(&format!("refused-{}", unique()));
+    let out = ej()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(flags)
+        .arg("--module")
+        .arg(guest("faulty"))
+        .arg("--data-dir")
+        .arg(scratch.path("data"))
+        .arg("--admin")
+        .arg(scratch.path("admin.sock"))
+        .output()
+        .expect("running ej");
+    assert!(!out.status.success(), "started with {flags:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -140,6 +140,9 @@ fn test(root: &Path) -> Result<()> {
         &["/usr/lib/postgresql/15/bin/postgres", "/usr/bin/pg_isready"],
         &["postgresql"],
     )?;
+    // Routes between the cluster's nodes go through a NATS server of each
+    // test's own (bookworm packages 2.9.10).
+    ensure_packages(&["/usr/sbin/nats-server"], &["nats-server"])?;
     // The XMPP handler's tests log in with slixmpp and @xmpp/client.
     let tools = target_dir(root).join("tools");
     slixmpp_venv(&tools)?;

@@ -151,6 +151,7 @@ impl BenchEnv {
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
             holds: std::sync::Arc::default(),
             cluster: None,
+            relay: None,
         };
         Self { env, dir }
     }

@@ -11,12 +11,15 @@
 //! deleted, stops serving (its connections close) rather than hold
 //! addresses the others consider free.
 //!
-//! A node still routes only to its own connections (routing between nodes
-//! is not built yet): cluster-wide, a binding only refuses the same address
-//! to others.
+//! With `--cluster nats://…` the nodes also route to each other's
+//! addresses (see `relay`); without it, a node routes only to its own
+//! connections, and a binding cluster-wide only refuses the address to
+//! the others.
 
 mod heartbeat;
+pub mod relay;
 mod unbinder;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +28,9 @@ use anyhow::{Context as _, Result};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, watch};
 
-/// Connections a node keeps to PostgreSQL for bindings and heartbeats.
-const CONNECTIONS: usize = 4;
+/// Connections a node keeps to PostgreSQL for bindings, heartbeats, and
+/// finding the holders of routes to other nodes.
+const CONNECTIONS: usize = 8;
 
 const CREATE: &str = r#"
     SELECT pg_advisory_xact_lock(7111971);
@@ -43,6 +47,8 @@ const CREATE: &str = r#"
 "#;
 const BIND: &str = "INSERT INTO ej_bindings (address, node, conn) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const HOLDER: &str = "SELECT node, conn FROM ej_bindings WHERE address = $1";
+const LOOKUP: &str = "SELECT address FROM ej_bindings WHERE address >= $1 AND address < $2 ORDER BY address LIMIT $3";
+const LOOKUP_ALL: &str = "SELECT address FROM ej_bindings WHERE address >= $1 ORDER BY address LIMIT $2";
 
 /// How a node keeps its place in the cluster.
 #[derive(Clone, Copy, Debug)]
@@ -107,7 +113,7 @@ impl Cluster {
     /// connection (of any node) holds it. An error (PostgreSQL out of
     /// reach) counts as refused.
     pub async fn bind(&self, address: &str, conn: u64) -> Result<bool> {
-        let work = async {
+        self.within(async {
             let client = self.pool.get().await?;
             let conn = conn as i64;
             if client.execute(BIND, &[&address, &self.node, &conn]).await? == 1 {
@@ -115,7 +121,43 @@ impl Cluster {
             }
             let holder = client.query_opt(HOLDER, &[&address]).await?;
             Ok(holder.is_some_and(|row| row.get::<_, i64>(0) == self.node && row.get::<_, i64>(1) == conn))
-        };
+        })
+        .await
+    }
+
+    /// This node's name: its number in `ej_nodes`.
+    pub fn node(&self) -> i64 {
+        self.node
+    }
+
+    /// The node holding `address`, if any does.
+    pub async fn holder(&self, address: &str) -> Result<Option<i64>> {
+        self.within(async {
+            let client = self.pool.get().await?;
+            let row = client.query_opt(HOLDER, &[&address]).await?;
+            Ok(row.map(|row| row.get(0)))
+        })
+        .await
+    }
+
+    /// Addresses bound on any node starting with `prefix`, in order, at
+    /// most `limit`.
+    pub async fn lookup(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        self.within(async {
+            let client = self.pool.get().await?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = match crate::db::prefix_end(prefix) {
+                Some(end) => client.query(LOOKUP, &[&prefix, &end, &limit]).await?,
+                None => client.query(LOOKUP_ALL, &[&prefix, &limit]).await?,
+            };
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+        .await
+    }
+
+    /// `work` with PostgreSQL, failing if it takes longer than the node's
+    /// timeout.
+    async fn within<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| anyhow::anyhow!("PostgreSQL did not answer within {:?}", self.timeout))?

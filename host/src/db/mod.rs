@@ -30,7 +30,7 @@ use crate::metrics::{METRICS, Metrics};
 
 pub use conflicts::ReadSet;
 pub use lanes::{Held, Lanes};
-pub use postgres::{PostgresLimits, pool as postgres_pool, random_id};
+pub use postgres::{PostgresLimits, pool as postgres_pool, prefix_end, random_id};
 
 /// What one event wrote: a value, or `None` for a deletion, per key.
 pub type WriteSet = std::collections::BTreeMap<String, Option<Vec<u8>>>;

@@ -39,6 +39,8 @@ def options(description, accounts):
     parser.add_argument("--port", type=int, required=True, help="its STARTTLS port")
     parser.add_argument("--ca", required=True, help="the only CA (PEM) to trust")
     parser.add_argument("--timeout", type=float, default=20, help="seconds for the whole scenario")
+    parser.add_argument("--port-of", nargs=2, action="append", default=[], metavar=("NAME", "PORT"),
+                        help="another port for one account's client: a node of a cluster")
     for name in accounts:
         parser.add_argument(f"--{name}", nargs=2, metavar=("JID", "PASSWORD"), required=True)
     return parser
@@ -97,7 +99,7 @@ async def login(args, xmpp, name, presence=True, priority=None):
     xmpp.add_event_handler("session_start", lambda _: settle(True))
     xmpp.add_event_handler("disconnected", lambda reason: settle(error=ScenarioFailed(f"{name}: disconnected ({reason})")))
     xmpp.add_event_handler("connection_failed", lambda error: settle(error=ScenarioFailed(f"{name}: connection failed ({error})")))
-    xmpp.connect(args.host, args.port)
+    xmpp.connect(args.host, int(dict(args.port_of).get(name, args.port)))
     try:
         await outcome
     except ScenarioFailed:

@@ -18,6 +18,7 @@ use tokio_postgres::NoTls;
 use super::Counters;
 use super::batch::Commit;
 
+pub use schema::prefix_end;
 pub use snapshot::Snapshot;
 
 /// Bounds on a node's use of PostgreSQL.

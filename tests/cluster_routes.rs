@@ -1,0 +1,198 @@
+//! Routes between nodes (`ej serve --cluster nats://…`): three nodes on one
+//! PostgreSQL and one NATS server, driven through the faulty handler's
+//! probes. A payload reaches an address held on another node with its
+//! sender's address, in order; comes back undeliverable when nobody holds
+//! the address, when its node is killed, or while NATS is down (routes on
+//! one node still work then), and busy when the holder's mailbox stays
+//! full; a payload accepted by a connection that then closes goes back to
+//! its sender on the other node; `lookup` lists every node's addresses.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::metrics::{endpoint, scrape, value};
+use common::nats::Nats;
+use common::postgres::Postgres;
+use common::probes::{bind, sync};
+use common::routes::{Pace, route_concurrently};
+use common::{Server, ej, wait_until};
+
+const NODES: usize = 3;
+
+/// A PostgreSQL, a NATS server, and `NODES` nodes routing through it.
+struct Cluster {
+    nodes: Vec<Server>,
+    nats: Nats,
+    _postgres: Postgres,
+}
+
+fn cluster(test: &str, flags: &[&str]) -> Cluster {
+    let postgres = Postgres::start(test);
+    let nats = Nats::start();
+    let mut flags = flags.to_vec();
+    flags.extend(["--store", postgres.url.as_str(), "--cluster", nats.url.as_str()]);
+    let nodes = (0..NODES).map(|_| Server::start("faulty", &flags)).collect();
+    Cluster {
+        nodes,
+        nats,
+        _postgres: postgres,
+    }
+}
+
+#[test]
+fn a_payload_reaches_an_address_on_another_node_with_its_senders_address_in_order() {
+    let cluster = cluster("routes", &["--metrics", "127.0.0.1:0"]);
+    let [first, second, third] = [0, 1, 2].map(|i| &cluster.nodes[i]);
+    let mut alice = first.open();
+    bind(&mut alice, "alice");
+    let mut bob = second.open();
+    bind(&mut bob, "bob");
+    let mut carol = third.open();
+    bind(&mut carol, "carol");
+
+    let payload = "<message type='chat'><body>hi &amp; bye</body></message>";
+    alice.send(&format!("<route to='bob'>{payload}</route>"));
+    bob.expect(&format!("<routed from='alice' to='bob'>{payload}</routed>"));
+    bob.send("<route to='carol'><a/></route><route to='alice'><b/></route>");
+    carol.expect("<routed from='bob' to='carol'><a/></routed>");
+    alice.expect("<routed from='bob' to='alice'><b/></routed>");
+
+    // 300 in one burst from one connection arrive in the order sent.
+    let burst: String = (0..300)
+        .map(|i| format!("<route to='carol'><n i='{i}'/></route>"))
+        .collect();
+    bob.send(&burst);
+    for i in 0..300 {
+        carol.expect(&format!("<routed from='bob' to='carol'><n i='{i}'/></routed>"));
+    }
+    sync(&mut carol);
+    let relayed = value(&scrape(endpoint(second)), "ej_routes_relayed_total");
+    assert!(relayed >= 302.0, "{relayed}");
+
+    for node in &cluster.nodes {
+        assert!(node.crashes().is_empty(), "{:#?}", node.crashes());
+    }
+}
+
+#[test]
+fn a_route_to_nobody_or_to_a_killed_node_comes_back_undeliverable_at_once() {
+    let mut cluster = cluster("nobody", &[]);
+    let mut alice = cluster.nodes[0].open();
+    bind(&mut alice, "alice");
+    alice.send("<route to='nobody'><x/></route>");
+    alice.expect("<undeliverable to='nobody'><x/></undeliverable>");
+
+    let mut dave = cluster.nodes[1].open();
+    bind(&mut dave, "dave");
+    cluster.nodes[1].signal("KILL");
+    assert!(!cluster.nodes[1].wait_for_exit());
+    // Its binding stays until the node is found dead (10 s), but nobody
+    // subscribes to its subject any more: NATS says so at once.
+    let sent = Instant::now();
+    alice.send("<route to='dave'><y/></route>");
+    alice.expect("<undeliverable to='dave'><y/></undeliverable>");
+    assert!(sent.elapsed() < Duration::from_secs(5), "{:?}", sent.elapsed());
+}
+
+#[test]
+fn a_full_mailbox_on_another_node_waits_then_sends_payloads_back_busy() {
+    let flags = ["--mailbox", "4", "--event-timeout", "700ms", "--on-fault", "skip"];
+    let spin = |target: &mut common::Client| {
+        target.send("<loop/>");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let patient = cluster("patient", &[&flags[..], &["--route-wait", "5s"]].concat());
+    let senders = [&patient.nodes[1], &patient.nodes[2]];
+    let (delivered, busy) = route_concurrently(&patient.nodes[0], &senders, 4, 50, Pace::Burst, spin);
+    assert_eq!((delivered, busy), (200, 0));
+
+    let hasty = cluster("hasty", &[&flags[..], &["--route-wait", "100ms"]].concat());
+    let senders = [&hasty.nodes[1], &hasty.nodes[2]];
+    let (delivered, busy) = route_concurrently(&hasty.nodes[0], &senders, 4, 50, Pace::Burst, spin);
+    assert!(delivered >= 4, "{delivered} delivered, {busy} busy");
+    assert!(busy > 0, "{delivered} delivered, {busy} busy");
+}
+
+#[test]
+fn a_payload_accepted_by_a_connection_that_then_closes_goes_back_to_its_sender() {
+    let cluster = cluster("bounce", &["--event-timeout", "700ms", "--on-fault", "skip"]);
+    let mut alice = cluster.nodes[0].open();
+    bind(&mut alice, "alice");
+    let mut bob = cluster.nodes[1].open();
+    bind(&mut bob, "bob");
+    // Bob is busy for a while, so the payload waits in his mailbox; then
+    // he goes without reading it.
+    bob.send("<loop/>");
+    std::thread::sleep(Duration::from_millis(50));
+    alice.send("<route to='bob'><late/></route>");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(bob);
+    alice.expect("<undeliverable to='bob'><late/></undeliverable>");
+}
+
+#[test]
+fn while_nats_is_down_routes_to_other_nodes_come_back_and_local_ones_arrive() {
+    let mut cluster = cluster("nats-down", &[]);
+    let mut alice = cluster.nodes[0].open();
+    bind(&mut alice, "alice");
+    let mut bob = cluster.nodes[1].open();
+    bind(&mut bob, "bob");
+    let mut erin = cluster.nodes[0].open();
+    bind(&mut erin, "erin");
+    alice.send("<route to='bob'><before/></route>");
+    bob.expect("<routed from='alice' to='bob'><before/></routed>");
+
+    cluster.nats.stop();
+    let status = |node: &Server| {
+        let out = ej().arg("status").arg("--admin").arg(&node.admin).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    wait_until(|| status(&cluster.nodes[0]).contains("nats disconnected").then_some(()));
+    alice.send("<route to='bob'><during/></route>");
+    alice.expect("<undeliverable to='bob'><during/></undeliverable>");
+    alice.send("<route to='erin'><local/></route>");
+    erin.expect("<routed from='alice' to='erin'><local/></routed>");
+
+    cluster.nats.resume();
+    wait_until(|| {
+        alice.send("<route to='bob'><after/></route><ping/>");
+        let text = alice.read_until(common::probes::PONG);
+        (!text.contains("<undeliverable")).then_some(())
+    });
+    bob.expect("<routed from='alice' to='bob'><after/></routed>");
+    assert!(status(&cluster.nodes[1]).contains("nats connected"));
+}
+
+#[test]
+fn lookup_lists_the_addresses_of_every_node() {
+    let cluster = cluster("lookup", &[]);
+    let mut clients: Vec<_> = cluster.nodes.iter().map(Server::open).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        bind(client, &format!("frank/{i}"));
+    }
+    bind(&mut clients[0], "grace/0");
+    clients[2].send("<lookup prefix='frank/'/>");
+    clients[2].expect("<found><a>frank/0</a><a>frank/1</a><a>frank/2</a></found>");
+}
+
+#[test]
+fn a_node_that_cannot_reach_nats_does_not_start() {
+    let postgres = Postgres::start("no-nats");
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let nats = format!("nats://{free}");
+    let flags = ["--store", &postgres.url, "--cluster", &nats, "--cluster-timeout", "1s"];
+    let stderr = common::refused_start(&flags);
+    assert!(stderr.contains("connecting to NATS at nats://"), "{stderr}");
+
+    let out = ej()
+        .args(["serve", "--cluster", "nats://127.0.0.1:4222"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--store"), "--cluster needs --store: {stderr}");
+}
