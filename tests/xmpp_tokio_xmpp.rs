@@ -3,7 +3,8 @@
 //! on 127.0.0.1 for `localhost`: logging in over plain TCP (SCRAM), over
 //! STARTTLS trusting only the server's self-signed certificate (SCRAM with
 //! `tls-exporter` channel binding), a chat message between two of its
-//! clients, and a wrong password.
+//! clients, and a wrong password; and two nodes of a cluster, alice on one
+//! and bob on the other, while NATS between them stops and starts again.
 //!
 //! tokio-xmpp is built without DNS and without TLS of its own (only its
 //! `insecure-tcp` feature): its own STARTTLS connector (feature `starttls`,
@@ -27,8 +28,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use common::Server;
+use common::nats::Nats;
+use common::postgres::Postgres;
 use common::tls::ClientTls;
+use common::{Server, wait_until};
 use futures::{SinkExt as _, StreamExt as _};
 use sasl::common::{ChannelBinding, Credentials};
 use tokio::io::BufStream;
@@ -56,9 +59,10 @@ const BOB: (&str, &str) = ("bob", "bob-password");
 /// How long one scenario may take.
 const SCENARIO: Duration = Duration::from_secs(20);
 
-/// The XMPP handler, served with `accounts` (name, password) created.
-fn server_with(accounts: &[(&str, &str)]) -> Server {
-    let server = Server::start("xmpp", &[]);
+/// The XMPP handler, served with `flags` and `accounts` (name, password)
+/// created.
+fn server_with(flags: &[&str], accounts: &[(&str, &str)]) -> Server {
+    let server = Server::start("xmpp", flags);
     for (name, password) in accounts {
         server.command(&["user", "add", name, password]);
     }
@@ -282,7 +286,7 @@ fn assert_mechanism(server: &Server, mechanism: &str) {
 
 #[test]
 fn logs_in_over_plain_tcp() {
-    let server = server_with(&[ALICE]);
+    let server = server_with(&[], &[ALICE]);
     let bound = run(&server, async {
         let mut alice = plain_client(&server, ALICE);
         let bound = online(&server, &mut alice).await;
@@ -305,7 +309,7 @@ fn logs_in_over_plain_tcp() {
 
 #[test]
 fn logs_in_over_starttls_trusting_only_the_servers_certificate() {
-    let server = server_with(&[ALICE]);
+    let server = server_with(&[], &[ALICE]);
     let bound = run(&server, async {
         let mut alice = starttls_client(&server, ALICE);
         let bound = online(&server, &mut alice).await;
@@ -320,7 +324,7 @@ fn logs_in_over_starttls_trusting_only_the_servers_certificate() {
 
 #[test]
 fn alice_and_bob_exchange_a_message() {
-    let server = server_with(&[ALICE, BOB]);
+    let server = server_with(&[], &[ALICE, BOB]);
     run(&server, async {
         let mut bob = starttls_client(&server, BOB);
         online(&server, &mut bob).await;
@@ -369,7 +373,7 @@ fn alice_and_bob_exchange_a_message() {
 
 #[test]
 fn a_wrong_password_fails_authentication() {
-    let server = server_with(&[ALICE]);
+    let server = server_with(&[], &[ALICE]);
     run(&server, async {
         // tokio-xmpp's SASL step on its own (what its Client runs after
         // connecting): the failure comes back as an error.
@@ -405,5 +409,76 @@ fn a_wrong_password_fails_authentication() {
             "no authentication failure logged{}",
             report(&server)
         );
+    });
+}
+
+/// Whether `node`'s `ej status` says NATS is `state` (connected or
+/// disconnected).
+fn nats_is(node: &Server, state: &str) -> Option<()> {
+    let out = common::ej()
+        .arg("status")
+        .arg("--admin")
+        .arg(&node.admin)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("nats {state}\n"))
+        .then_some(())
+}
+
+#[test]
+fn across_two_nodes_a_message_arrives_and_while_nats_is_down_comes_back_as_an_error() {
+    let postgres = Postgres::start("tokio-xmpp");
+    let mut nats = Nats::start();
+    let cluster = ["--store", postgres.url.as_str(), "--cluster", nats.url.as_str()];
+    let first = server_with(&cluster, &[ALICE, BOB]);
+    let second = Server::start("xmpp", &cluster);
+    run(&first, async {
+        let mut bob = plain_client(&second, BOB);
+        online(&second, &mut bob).await;
+        bob.send_stanza(Presence::available().into())
+            .await
+            .expect("sending bob's presence");
+        let server_jid = Jid::new("localhost").expect("a JID");
+        let pong = bob.send_iq(Some(server_jid), IqRequest::Get(Ping.into())).await.await;
+        assert!(matches!(pong, Ok(IqResponse::Result(_))), "ping: {pong:?}");
+        let mut alice = plain_client(&first, ALICE);
+        online(&first, &mut alice).await;
+        let to_bob = |body: &str| {
+            let message = Message::chat(Jid::from(jid(BOB.0))).with_body(Lang::default(), body.to_owned());
+            message.into()
+        };
+        let body_of = |stanza: Stanza| match stanza {
+            Stanza::Message(message) => message.get_best_body_cloned(vec![]).map(|(_, body)| body),
+            _ => None,
+        };
+
+        alice.send_stanza(to_bob("before")).await.expect("sending");
+        assert_eq!(stanza(&second, &mut bob, body_of).await, "before");
+
+        // NATS stops: alice's message cannot reach bob's node, and comes
+        // back to her as an error to retry later, not kept nor lost.
+        nats.stop();
+        wait_until(|| nats_is(&first, "disconnected"));
+        alice.send_stanza(to_bob("during")).await.expect("sending");
+        stanza(&first, &mut alice, |stanza| match stanza {
+            Stanza::Message(message) if message.type_ == MessageType::Error => Some(message),
+            _ => None,
+        })
+        .await;
+        assert!(
+            logged().contains("resource-constraint"),
+            "expected a resource-constraint error{}",
+            report(&first)
+        );
+
+        nats.resume();
+        wait_until(|| nats_is(&first, "connected"));
+        wait_until(|| nats_is(&second, "connected"));
+        alice.send_stanza(to_bob("after")).await.expect("sending");
+        // The next bob gets: "during" was not delivered late either.
+        assert_eq!(stanza(&second, &mut bob, body_of).await, "after");
+        alice.send_end().await.expect("closing alice's stream");
+        bob.send_end().await.expect("closing bob's stream");
     });
 }

@@ -138,9 +138,8 @@ impl AdminEndpoint {
 
     /// Serves admin commands until `shutdown` turns true, each client in a
     /// task of its own, at most `MAX_CLIENTS` at once.
-    pub async fn run(self, server: Served, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, server: Arc<Served>, mut shutdown: watch::Receiver<bool>) {
         let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
-        let server = Arc::new(server);
         loop {
             let Ok(permit) = Arc::clone(&clients).acquire_owned().await else {
                 break;
@@ -203,6 +202,69 @@ async fn answer(stream: impl AsyncRead + AsyncWrite + Unpin, server: &Served) {
     let _ = tokio::time::timeout(REPLY_TIMEOUT, write.write_all(text.as_bytes())).await;
 }
 
+/// Reloads every module whose file changed, and the certificates; a line
+/// each.
+pub async fn reload(server: &Served) -> Vec<String> {
+    let mut lines = Vec::with_capacity(server.services.len() + 1);
+    for service in &server.services {
+        let path = service.path().display();
+        lines.push(match service.reload_and_log().await {
+            Ok(Reload::Swapped(info)) => format!("ok {path} swapped {}", info.digest),
+            Ok(Reload::Unchanged(info)) => format!("ok {path} unchanged {}", info.digest),
+            Err(error) => format!("error {path} {}", one_line(&error)),
+        });
+    }
+    lines.push(match server.tls.certificates.reload_and_log() {
+        Ok(true) => "ok certificates reloaded".to_owned(),
+        Ok(false) => "ok certificates unchanged".to_owned(),
+        Err(error) => format!("error certificates {}", one_line(&error)),
+    });
+    lines
+}
+
+/// Asks every other node of the cluster to reload, one at a time; their
+/// lines, each after `node ID` (an error line stays first: `error node ID
+/// …`).
+async fn reload_other_nodes(server: &Served) -> Vec<String> {
+    let (Some(cluster), Some(relay)) = (&server.cluster, &server.relay) else {
+        return vec![
+            "error - --all-nodes needs a node of a cluster (--store postgres://…, --cluster nats://…)".to_owned(),
+        ];
+    };
+    let nodes = match cluster.nodes().await {
+        Ok(nodes) => nodes,
+        Err(error) => return vec![format!("error - the cluster's nodes: {}", one_line(&error))],
+    };
+    let mut lines = Vec::new();
+    for (node, _, this) in nodes {
+        if this {
+            continue;
+        }
+        let name = crate::cluster::relay::node_name(node);
+        match relay.ask_reload(node).await {
+            Ok(answer) => lines.extend(answer.iter().map(|line| match line.split_once(' ') {
+                Some((outcome, rest)) => format!("{outcome} node {name} {rest}"),
+                None => format!("{line} node {name}"),
+            })),
+            Err(error) => lines.push(format!("error node {name} {}", one_line(&error))),
+        }
+    }
+    lines
+}
+
+/// Runs the `reload`s other nodes ask of this one, one at a time.
+pub async fn answer_other_nodes(
+    mut asked: tokio::sync::mpsc::Receiver<crate::cluster::relay::Asked>,
+    server: Arc<Served>,
+) {
+    while let Some(asked) = asked.recv().await {
+        let lines = reload(&server).await;
+        if let Some(relay) = &server.relay {
+            relay.answer_asked(asked, &lines).await;
+        }
+    }
+}
+
 async fn run(command: &str, server: &Served) -> Vec<String> {
     let services = &server.services;
     if let Some(hexed) = command.strip_prefix("command ") {
@@ -230,20 +292,10 @@ async fn run(command: &str, server: &Served) -> Vec<String> {
     }
     let mut lines = Vec::with_capacity(services.len());
     match command {
-        "reload" => {
-            for service in services {
-                let path = service.path().display();
-                lines.push(match service.reload_and_log().await {
-                    Ok(Reload::Swapped(info)) => format!("ok {path} swapped {}", info.digest),
-                    Ok(Reload::Unchanged(info)) => format!("ok {path} unchanged {}", info.digest),
-                    Err(error) => format!("error {path} {}", one_line(&error)),
-                });
-            }
-            lines.push(match server.tls.certificates.reload_and_log() {
-                Ok(true) => "ok certificates reloaded".to_owned(),
-                Ok(false) => "ok certificates unchanged".to_owned(),
-                Err(error) => format!("error certificates {}", one_line(&error)),
-            });
+        "reload" => lines = reload(server).await,
+        "reload all-nodes" => {
+            lines = reload(server).await;
+            lines.extend(reload_other_nodes(server).await);
         }
         "status" => {
             for service in services {

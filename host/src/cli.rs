@@ -41,9 +41,14 @@ pub enum Command {
         /// The server's admin endpoint (its `--admin`).
         #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]
         admin: AdminAddr,
+        /// Reload every node of its cluster (`--cluster`), each from its
+        /// own module files; their answers follow, `node ID` first.
+        #[arg(long)]
+        all_nodes: bool,
     },
     /// Show which module build each module file of a running `ej serve` runs
-    /// and, in a cluster, every node (`node ID seen …ms ago`, this one marked).
+    /// and, in a cluster, every node (`node ID seen …ms ago`, this one
+    /// marked) and, with `--cluster`, whether NATS is connected.
     Status {
         /// The server's admin endpoint (its `--admin`).
         #[arg(long, value_name = "PATH|ADDR", default_value = DEFAULT_ADMIN)]

@@ -35,7 +35,9 @@ fn main() -> ExitCode {
             init_logging(LogFormat::Text);
             check(&module, &ej::cli::cache_dir(cache_dir))
         }
-        Command::Reload { admin } => admin_command(&admin, "reload"),
+        Command::Reload { admin, all_nodes } => {
+            admin_command(&admin, if all_nodes { "reload all-nodes" } else { "reload" })
+        }
         Command::Status { admin } => admin_command(&admin, "status"),
         Command::Store {
             store: location,
@@ -83,16 +85,17 @@ async fn serve(args: Serve) -> Result<()> {
         .store
         .join(args.max_connections as usize * args.limits.max_addresses)
         .await?;
-    let relay = match (&args.cluster, &cluster) {
+    let (relay, asked) = match (&args.cluster, &cluster) {
         (Some(url), Some(cluster)) => {
             let limits = RelayLimits {
                 route_wait: args.limits.route_wait,
                 timeout: args.cluster_timeout,
                 queue: args.cluster_queue,
             };
-            Some(Relay::connect(url, Arc::clone(cluster), Arc::clone(&registry), limits).await?)
+            let (relay, asked) = Relay::connect(url, Arc::clone(cluster), Arc::clone(&registry), limits).await?;
+            (Some(relay), Some(asked))
         }
-        _ => None,
+        _ => (None, None),
     };
     let env = Env {
         db,
@@ -144,13 +147,16 @@ async fn serve(args: Serve) -> Result<()> {
         tracing::info!(%bound, "metrics");
     }
     let admin = AdminEndpoint::bind(&args.admin).await?;
-    let served = Served {
+    let served = Arc::new(Served {
         services: services.clone(),
         db: Arc::clone(&env.db),
         tls: Arc::clone(&tls),
         cluster: env.cluster.clone(),
         relay: env.relay.clone(),
-    };
+    });
+    if let Some(asked) = asked {
+        tokio::spawn(ej::admin::answer_other_nodes(asked, Arc::clone(&served)));
+    }
     let admin = tokio::spawn(admin.run(served, stopped.clone()));
     let _watcher = if args.watch {
         let mut watched: Vec<Watched> = services.iter().cloned().map(Watched::Module).collect();

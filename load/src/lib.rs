@@ -37,9 +37,10 @@ use crate::stats::Stats;
     about = "Load an XMPP server with real clients exchanging chat messages"
 )]
 pub struct Options {
-    /// The server's client-to-server address.
+    /// The server's client-to-server address; given more than once (the
+    /// nodes of a cluster), users connect to each in turn.
     #[arg(long, default_value = "127.0.0.1:5222")]
-    pub addr: String,
+    pub addr: Vec<String>,
     /// The XMPP domain the accounts belong to.
     #[arg(long, default_value = "localhost")]
     pub domain: String,
@@ -117,17 +118,24 @@ pub async fn run(options: &Options) -> Result<Report> {
         bail!("--rate, --duration, --drain and --login-timeout must be positive numbers");
     }
     let base = Instant::now();
-    let login = Arc::new(LoginConfig {
-        addr: options.addr.clone(),
-        domain: options.domain.clone(),
-        password: options.password.clone(),
-        mechanism,
-        resource: "load".to_owned(),
-        tls: match (&options.ca_file, options.starttls) {
-            (Some(ca_file), true) => Some(client::Tls::new(ca_file, &options.domain)?),
-            _ => None,
-        },
-    });
+    let tls = match (&options.ca_file, options.starttls) {
+        (Some(ca_file), true) => Some(client::Tls::new(ca_file, &options.domain)?),
+        _ => None,
+    };
+    let logins: Vec<Arc<LoginConfig>> = options
+        .addr
+        .iter()
+        .map(|addr| {
+            Arc::new(LoginConfig {
+                addr: addr.clone(),
+                domain: options.domain.clone(),
+                password: options.password.clone(),
+                mechanism,
+                resource: "load".to_owned(),
+                tls: tls.clone(),
+            })
+        })
+        .collect();
     let shared = Arc::new(Shared::new(Plan {
         users: options.users,
         user_prefix: options.user_prefix.clone(),
@@ -149,7 +157,8 @@ pub async fn run(options: &Options) -> Result<Report> {
     let login_timeout = Duration::from_secs_f64(options.login_timeout);
     let mut users = JoinSet::new();
     for me in 0..options.users {
-        let (login, shared, phase, permits) = (login.clone(), shared.clone(), phase.clone(), permits.clone());
+        let login = Arc::clone(&logins[me % logins.len()]);
+        let (shared, phase, permits) = (shared.clone(), phase.clone(), permits.clone());
         let user = format!("{}{me}", options.user_prefix);
         users.spawn(async move {
             let Ok(permit) = permits.acquire_owned().await else {

@@ -184,7 +184,7 @@ impl Report {
         };
         let json = json!({
             "label": options.label,
-            "addr": options.addr,
+            "addr": options.addr.join(" "),
             "users": options.users,
             "concurrency": options.concurrency,
             "idle": options.idle,

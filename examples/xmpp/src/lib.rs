@@ -144,7 +144,7 @@ impl Handler for Session {
     }
 
     fn undeliverable(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {
-        routing::bounced(self, cx, &envelope.payload)
+        routing::bounced(self, cx, &envelope.to, &envelope.payload)
     }
 
     fn busy(&mut self, cx: &mut Context, envelope: Envelope) -> Result<(), String> {

@@ -105,12 +105,18 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
     Ok(())
 }
 
-/// A payload this session routed found nobody (the session went in the
-/// meantime): a message is handled as if sent to the bare JID, a request
-/// is answered for the missing session.
-pub fn bounced(session: &mut Session, cx: &mut Context, payload: &str) -> Result<(), String> {
+/// A payload this session routed to `address` found nobody. If the
+/// address is still bound, the session holding it is out of reach (on
+/// another node, while the routes between nodes are down): handled as
+/// `busy`, never routed again (it would only come back). Else the session
+/// went in the meantime: a message is handled as if sent to the bare JID,
+/// a request is answered for the missing session.
+pub fn bounced(session: &mut Session, cx: &mut Context, address: &str, payload: &str) -> Result<(), String> {
     if payload == CONFLICT || payload == REMOVED {
         return Ok(());
+    }
+    if registry::lookup(address, 1).first().map(String::as_str) == Some(address) {
+        return busy(session, cx, payload);
     }
     let el = Element::parse(payload)?;
     if el.attr("from").is_some_and(|from| muc::is_service(session, from)) {

@@ -74,13 +74,18 @@ impl Cluster {
     /// be, takes a row, and starts the heartbeat and the unbinder.
     pub async fn join(url: &str, limits: NodeLimits, max_unbinds: usize) -> Result<Arc<Self>> {
         let config: tokio_postgres::Config = url.parse().context("reading the store's PostgreSQL URL")?;
-        let pool = crate::db::postgres_pool(
-            config,
-            crate::db::PostgresLimits {
-                connections: CONNECTIONS,
-                timeout: limits.timeout,
-            },
-        )?;
+        let pool = |connections| {
+            crate::db::postgres_pool(
+                config.clone(),
+                crate::db::PostgresLimits {
+                    connections,
+                    timeout: limits.timeout,
+                },
+            )
+        };
+        // The heartbeat has a connection of its own: a node busy with
+        // routes and binds must not miss its beats waiting for one.
+        let (beats, pool) = (pool(1)?, pool(CONNECTIONS)?);
         let node = crate::db::random_id();
         let client = pool.get().await.context("joining the cluster in PostgreSQL")?;
         client
@@ -90,7 +95,7 @@ impl Cluster {
         heartbeat::beat(&client, node, limits.timeout, true).await?;
         drop(client);
         let (lost_tx, lost) = watch::channel(false);
-        tokio::spawn(heartbeat::run(pool.clone(), node, limits, lost_tx));
+        tokio::spawn(heartbeat::run(beats, node, limits, lost_tx));
         let (unbinds, queue) = mpsc::channel(max_unbinds.max(1));
         tokio::spawn(unbinder::run(
             pool.clone(),

@@ -15,6 +15,9 @@
 //! - `ej.NODE.bounce`: a payload this node's connection routed, accepted
 //!   by a connection on another node that then closed before handling it;
 //!   it goes back to the sender (the holder of its `from`) as undeliverable.
+//! - `ej.NODE.admin`: `reload`, from another node's `ej reload
+//!   --all-nodes`; answered with the reload's lines, as `ej reload` prints
+//!   them.
 //!
 //! A route to an address this node does not hold asks PostgreSQL which
 //! node holds it (`ej_bindings`), waits until the sending connection's
@@ -48,6 +51,13 @@ use crate::warning::Warning;
 /// full holds up only the addresses that share its lane.
 const LANES: usize = 16;
 
+/// Admin commands from other nodes waiting to run, at most; past it they
+/// are answered that this node is busy.
+const ASKED: usize = 4;
+
+/// The only admin command other nodes may send.
+pub const RELOAD: &str = "reload";
+
 /// Bounds on routes between nodes.
 #[derive(Clone, Copy, Debug)]
 pub struct RelayLimits {
@@ -75,6 +85,13 @@ pub struct Relay {
     /// Where a connection here sends back a payload from another node that
     /// it accepted but did not handle (see `forward`).
     bounces: Mailbox,
+    /// Where admin commands from other nodes go (see `connect`).
+    asked: mpsc::Sender<Asked>,
+}
+
+/// An admin command from another node, and where to answer it.
+pub struct Asked {
+    reply: Subject,
 }
 
 /// A route from another node, and where to answer.
@@ -85,14 +102,16 @@ struct Inbound {
 
 impl Relay {
     /// Connects to the NATS server at `url` and starts taking routes for
-    /// this node's addresses. A server out of reach now is an error; once
-    /// connected, the client reconnects by itself for as long as it takes.
+    /// this node's addresses; returns the relay, and the `reload`s other
+    /// nodes ask of this one (to run, then `answer_asked`). A server out of
+    /// reach now is an error; once connected, the client reconnects by
+    /// itself for as long as it takes.
     pub async fn connect(
         url: &str,
         cluster: Arc<Cluster>,
         registry: Arc<Registry>,
         limits: RelayLimits,
-    ) -> Result<Arc<Self>> {
+    ) -> Result<(Arc<Self>, mpsc::Receiver<Asked>)> {
         let prefix = format!("ej.{}.", node_name(cluster.node()));
         let client = async_nats::ConnectOptions::new()
             .name(format!("ej node {}", node_name(cluster.node())))
@@ -119,6 +138,7 @@ impl Relay {
             .context("subscribing to this node's subjects in NATS")?;
         let queue = limits.queue.max(1);
         let (bounces, returned) = mpsc::channel(queue);
+        let (asked, asks) = mpsc::channel(ASKED);
         let relay = Arc::new(Self {
             client,
             cluster,
@@ -128,11 +148,12 @@ impl Relay {
             waiting: Mutex::default(),
             next: AtomicU64::new(0),
             bounces,
+            asked,
         });
         tokio::spawn(Arc::clone(&relay).receive(subscriber));
         tokio::spawn(Arc::clone(&relay).forward(returned));
         tracing::info!(url, "routing to other nodes over NATS");
-        Ok(relay)
+        Ok((relay, asks))
     }
 
     /// Whether this node is connected to NATS now.
@@ -168,6 +189,24 @@ impl Relay {
                 Some(Event::Busy(envelope))
             }
         }
+    }
+
+    /// Asks `node` to `reload`; returns the lines it answered.
+    pub async fn ask_reload(&self, node: i64) -> Result<Vec<String>> {
+        let subject = format!("ej.{}.admin", node_name(node));
+        let asked = self.client.request(subject, RELOAD.into());
+        let message = tokio::time::timeout(self.limits.timeout, asked)
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {:?}", self.limits.timeout))??;
+        Ok(String::from_utf8_lossy(&message.payload)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Answers another node's `reload` with `lines`.
+    pub async fn answer_asked(&self, asked: Asked, lines: &[String]) {
+        let _ = self.client.publish(asked.reply, lines.join("\n").into()).await;
     }
 
     /// Addresses bound anywhere in the cluster starting with `prefix`, in
@@ -261,6 +300,12 @@ impl Relay {
                 }
                 continue;
             }
+            if rest == "admin" {
+                if let Some(reply) = message.reply {
+                    self.asked_to(&message.payload, reply).await;
+                }
+                continue;
+            }
             let Some(envelope) = wire::decode(&message.payload) else {
                 static MALFORMED: Warning = Warning::new();
                 if let Some(suppressed) = MALFORMED.due() {
@@ -302,6 +347,23 @@ impl Relay {
             };
             self.answer(reply, answer).await;
         }
+    }
+
+    /// Passes another node's admin command on, if it is a `reload` and
+    /// fewer than `ASKED` wait; else answers why not.
+    async fn asked_to(&self, command: &[u8], mut reply: Subject) {
+        let refusal = if command != RELOAD.as_bytes() {
+            "error - only reload is taken from other nodes"
+        } else {
+            match self.asked.try_send(Asked { reply }) {
+                Ok(()) => return,
+                Err(refused) => {
+                    reply = refused.into_inner().reply;
+                    "error - this node is busy with other nodes' reloads"
+                }
+            }
+        };
+        let _ = self.client.publish(reply, refusal.into()).await;
     }
 
     async fn answer(&self, reply: Subject, answer: Answer) {
