@@ -84,6 +84,30 @@ fn a_payload_reaches_an_address_on_another_node_with_its_senders_address_in_orde
 }
 
 #[test]
+fn a_route_follows_its_address_to_another_node() {
+    let cluster = cluster("moved", &[]);
+    let mut alice = cluster.nodes[0].open();
+    bind(&mut alice, "alice");
+    let mut first = cluster.nodes[1].open();
+    bind(&mut first, "walker");
+    alice.send("<route to='walker'><one/></route>");
+    first.expect("<routed from='alice' to='walker'><one/></routed>");
+    // The address moves to the third node: alice's node still remembers
+    // the second as its holder, hears "not here", and asks again.
+    first.send("<unbind address='walker'/>");
+    first.expect("<unbound address='walker'/>");
+    let mut second = cluster.nodes[2].open();
+    wait_until(|| {
+        second.send("<bind address='walker'/><ping/>");
+        (!second.read_until(common::probes::PONG).contains("bind-refused")).then_some(())
+    });
+    alice.send("<route to='walker'><two/></route>");
+    second.expect("<routed from='alice' to='walker'><two/></routed>");
+    sync(&mut alice);
+    sync(&mut first);
+}
+
+#[test]
 fn a_route_to_nobody_or_to_a_killed_node_comes_back_undeliverable_at_once() {
     let mut cluster = cluster("nobody", &[]);
     let mut alice = cluster.nodes[0].open();

@@ -19,13 +19,17 @@
 //!   --all-nodes`; answered with the reload's lines, as `ej reload` prints
 //!   them.
 //!
-//! A route to an address this node does not hold asks PostgreSQL which
-//! node holds it (`ej_bindings`), waits until the sending connection's
-//! previous such route is published (so one connection's routes leave in
-//! order), publishes, and waits up to `--route-wait` plus
-//! `--cluster-timeout` for the answer. Not connected to NATS, or the
-//! address held by nobody: undeliverable at once. No answer in time: busy
-//! (the payload may or may not have arrived).
+//! A route to an address this node does not hold finds the node holding
+//! it (in the node's cache of holders, else in PostgreSQL's
+//! `ej_bindings`), waits until the sending connection's previous such
+//! route is published (so one connection's routes leave in order),
+//! publishes, and waits up to `--route-wait` plus `--cluster-timeout` for
+//! the answer. Not connected to NATS, or the address held by nobody:
+//! undeliverable at once. No answer in time: busy (the payload may or may
+//! not have arrived). A node from the cache that answers undeliverable is
+//! forgotten and PostgreSQL asked again: if another node holds the address
+//! now, the payload goes there (a route racing its address's move may so
+//! arrive after a later one).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -58,6 +62,10 @@ const ASKED: usize = 4;
 /// The only admin command other nodes may send.
 pub const RELOAD: &str = "reload";
 
+/// Holders a node remembers at most; past it, it forgets them all and
+/// starts again.
+const MAX_HOLDERS: usize = 65_536;
+
 /// Bounds on routes between nodes.
 #[derive(Clone, Copy, Debug)]
 pub struct RelayLimits {
@@ -79,6 +87,9 @@ pub struct Relay {
     limits: RelayLimits,
     /// This node's subjects' common start, `ej.NODE.`.
     prefix: String,
+    /// Which node holds which address, as last found (see the module's
+    /// doc).
+    holders: Mutex<HashMap<String, i64>>,
     /// Routes of this node's waiting for their answers, by number.
     waiting: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     next: AtomicU64,
@@ -145,6 +156,7 @@ impl Relay {
             registry,
             limits: RelayLimits { queue, ..limits },
             prefix,
+            holders: Mutex::default(),
             waiting: Mutex::default(),
             next: AtomicU64::new(0),
             bounces,
@@ -173,14 +185,22 @@ impl Relay {
     ) -> Option<Event> {
         Metrics::count(&METRICS.routes_relayed);
         // Looked up while the previous route may still be on its way.
-        let node = self.holder(&envelope.to).await;
+        let found = self.holder(&envelope.to).await;
         if let Some(before) = before {
             let _ = before.await;
         }
-        let answer = match node {
-            Some(node) => self.send(node, &envelope, published).await,
+        let mut answer = match found {
+            Some((node, _)) => self.send(node, &envelope, Some(published)).await,
             None => Answer::Undeliverable,
         };
+        if let (Answer::Undeliverable, Some((stale, true))) = (answer, found) {
+            self.forget(&envelope.to, stale);
+            if let Some((node, _)) = self.holder(&envelope.to).await
+                && node != stale
+            {
+                answer = self.send(node, &envelope, None).await;
+            }
+        }
         match answer {
             Answer::Delivered => None,
             Answer::Undeliverable => Some(Event::Undeliverable(envelope)),
@@ -215,10 +235,22 @@ impl Relay {
         self.cluster.lookup(prefix, limit).await
     }
 
-    /// The other node holding `address`, if one does (and PostgreSQL says).
-    async fn holder(&self, address: &str) -> Option<i64> {
+    /// The other node holding `address`, if one does, and whether that
+    /// came from the cache (else PostgreSQL said so).
+    async fn holder(&self, address: &str) -> Option<(i64, bool)> {
+        if let Some(node) = self.lock_holders().get(address) {
+            return Some((*node, true));
+        }
         match self.cluster.holder(address).await {
-            Ok(node) => node.filter(|node| *node != self.cluster.node()),
+            Ok(node) => {
+                let node = node.filter(|node| *node != self.cluster.node())?;
+                let mut holders = self.lock_holders();
+                if holders.len() >= MAX_HOLDERS {
+                    holders.clear();
+                }
+                holders.insert(address.to_owned(), node);
+                Some((node, false))
+            }
             Err(error) => {
                 static FAILED: Warning = Warning::new();
                 if let Some(suppressed) = FAILED.due() {
@@ -233,8 +265,21 @@ impl Relay {
         }
     }
 
-    /// Publishes `envelope` to `node` and waits for its answer.
-    async fn send(&self, node: i64, envelope: &Envelope, published: oneshot::Sender<()>) -> Answer {
+    /// Forgets that `node` holds `address`, if that is what the cache says.
+    fn forget(&self, address: &str, node: i64) {
+        let mut holders = self.lock_holders();
+        if holders.get(address) == Some(&node) {
+            holders.remove(address);
+        }
+    }
+
+    fn lock_holders(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.holders.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publishes `envelope` to `node` (then says so through `published`)
+    /// and waits for its answer.
+    async fn send(&self, node: i64, envelope: &Envelope, published: Option<oneshot::Sender<()>>) -> Answer {
         if !self.connected() {
             return Answer::Undeliverable;
         }
@@ -376,7 +421,7 @@ impl Relay {
     async fn forward(self: Arc<Self>, mut returned: mpsc::Receiver<Delivery>) {
         while let Some(delivery) = returned.recv().await {
             let envelope = delivery.into_envelope();
-            let Some(node) = self.holder(&envelope.from).await else {
+            let Some((node, _)) = self.holder(&envelope.from).await else {
                 continue;
             };
             let subject = format!("ej.{}.bounce", node_name(node));
