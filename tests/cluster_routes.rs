@@ -144,6 +144,15 @@ fn a_full_mailbox_on_another_node_waits_then_sends_payloads_back_busy() {
     let (delivered, busy) = route_concurrently(&hasty.nodes[0], &senders, 4, 50, Pace::Burst, spin);
     assert!(delivered >= 4, "{delivered} delivered, {busy} busy");
     assert!(busy > 0, "{delivered} delivered, {busy} busy");
+
+    // A node that holds one waiting route per lane answers the rest busy
+    // at once, however patient the route wait (5 s: none were above).
+    let cramped = ["--route-wait", "5s", "--cluster-queue", "16"];
+    let cramped = cluster("cramped", &[&flags[..], &cramped[..]].concat());
+    let senders = [&cramped.nodes[1], &cramped.nodes[2]];
+    let (delivered, busy) = route_concurrently(&cramped.nodes[0], &senders, 4, 50, Pace::Burst, spin);
+    assert!(delivered >= 4, "{delivered} delivered, {busy} busy");
+    assert!(busy > 0, "{delivered} delivered, {busy} busy");
 }
 
 #[test]
