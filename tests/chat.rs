@@ -83,31 +83,8 @@ fn messages_fan_out_to_every_member_in_order() {
     let mut elsewhere = open(&server);
     join(&mut elsewhere, "dev", "dave");
 
-    let nicks = ["alice", "bob", "carol"];
-    // Everyone talks at once.
-    for (member, nick) in members.iter_mut().zip(nicks) {
-        let burst: String = (0..N)
-            .map(|i| format!("<message room='lobby'><body>{nick} {i}</body></message>"))
-            .collect();
-        member.send(&burst);
-    }
-    for (member, me) in members.iter_mut().zip(nicks) {
-        let mut next = [0usize; 3];
-        for _ in 0..3 * N {
-            let message = member.read_until("</message>");
-            let (from, text) = message
-                .strip_prefix("<message room='lobby' from='")
-                .and_then(|rest| rest.split_once("'><body>"))
-                .unwrap_or_else(|| panic!("{me} got {message:?}"));
-            let sender = nicks.iter().position(|nick| *nick == from).expect("a member");
-            assert_eq!(
-                text,
-                format!("{from} {}</body></message>", next[sender]),
-                "{me}: {from}'s messages out of order"
-            );
-            next[sender] += 1;
-        }
-        assert_eq!(next, [N; 3]);
+    common::chat::everyone_talks_at_once(&mut members, &["alice", "bob", "carol"], N);
+    for member in &mut members {
         sync(member);
     }
     // Nothing reached the other room.

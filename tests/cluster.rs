@@ -191,13 +191,16 @@ fn an_address_is_free_on_every_node_once_its_connection_closes() {
 }
 
 #[test]
-fn the_addresses_of_a_killed_node_are_free_within_its_timeout() {
+fn the_addresses_of_a_killed_node_are_free_within_its_timeout_and_its_writes_kept() {
     let postgres = Postgres::start("killed");
     // Slack for a loaded machine: a live node must never go 2 s unheard.
     let flags = ["--node-heartbeat", "250ms", "--node-timeout", "2s"];
     let mut nodes = nodes(&postgres, &flags);
     let mut doomed = nodes[0].open();
     assert!(binds(&mut doomed, "carol"));
+    // Answered once committed: no write the killed node confirmed is lost.
+    doomed.send("<put key='before-the-kill' value='kept'/>");
+    doomed.expect("<stored key='before-the-kill'/>");
     let mut other = nodes[1].open();
     nodes[0].signal("KILL");
     let killed = Instant::now();
@@ -209,6 +212,8 @@ fn the_addresses_of_a_killed_node_are_free_within_its_timeout() {
     // Whichever live node beat first forgot it, and said so.
     let forgotten = "silent nodes forgotten: their addresses are free";
     wait_until(|| nodes[1..].iter().find_map(|node| node.find_log(forgotten, |_| true)));
+    other.send("<get key='before-the-kill'/>");
+    other.expect("<value key='before-the-kill'>kept</value>");
     drop(nodes.remove(0));
 }
 

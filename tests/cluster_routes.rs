@@ -6,7 +6,8 @@
 //! one node still work then), and busy when the holder's mailbox stays
 //! full; a payload accepted by a connection that then closes goes back to
 //! its sender on the other node; `lookup` lists every node's addresses;
-//! `ej reload --all-nodes` reloads every node and says how each went.
+//! the chat example's rooms span the nodes; `ej reload --all-nodes`
+//! reloads every node and says how each went.
 
 mod common;
 
@@ -228,6 +229,30 @@ fn lookup_lists_the_addresses_of_every_node() {
     bind(&mut clients[0], "grace/0");
     clients[2].send("<lookup prefix='frank/'/>");
     clients[2].expect("<found><a>frank/0</a><a>frank/1</a><a>frank/2</a></found>");
+}
+
+#[test]
+fn a_chat_room_with_a_member_on_each_node_hears_everyone_in_order() {
+    const N: usize = 20;
+    let cluster = cluster_serving("chat", &common::guest("chat"), &[]);
+    cluster.nodes[0].store(&["put", "room:lobby", "{}"]);
+    let presence = |nick: &str| format!("<presence room='lobby' nick='{nick}'/>");
+    let nicks = ["alice", "bob", "carol"];
+    let mut members: Vec<common::Client> = Vec::new();
+    for (node, nick) in cluster.nodes.iter().zip(nicks) {
+        let mut member = node.open();
+        member.read_until("</stream:features>");
+        member.send(&format!("<join room='lobby' nick='{nick}'/>"));
+        member.expect(&format!("<joined room='lobby' nick='{nick}'/>"));
+        for (earlier, seen) in members.iter_mut().zip(nicks) {
+            // The newcomer hears of each member (in the room's order), and
+            // each member, on another node, of the newcomer.
+            member.expect(&presence(seen));
+            earlier.expect(&presence(nick));
+        }
+        members.push(member);
+    }
+    common::chat::everyone_talks_at_once(&mut members, &nicks, N);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! STARTTLS trusting only the server's self-signed certificate (SCRAM with
 //! `tls-exporter` channel binding), a chat message between two of its
 //! clients, and a wrong password; and two nodes of a cluster, alice on one
-//! and bob on the other, while NATS between them stops and starts again.
+//! and bob on the other, while NATS between them stops and starts again,
+//! and bob logging in again on one after the other was killed.
 //!
 //! tokio-xmpp is built without DNS and without TLS of its own (only its
 //! `insecure-tcp` feature): its own STARTTLS connector (feature `starttls`,
@@ -480,5 +481,50 @@ fn across_two_nodes_a_message_arrives_and_while_nats_is_down_comes_back_as_an_er
         assert_eq!(stanza(&second, &mut bob, body_of).await, "after");
         alice.send_end().await.expect("closing alice's stream");
         bob.send_end().await.expect("closing bob's stream");
+    });
+}
+
+#[test]
+fn after_its_node_is_killed_a_user_logs_in_again_on_another_with_the_same_resource() {
+    let postgres = Postgres::start("tokio-xmpp-killed");
+    let nats = Nats::start();
+    let flags = [
+        "--store",
+        postgres.url.as_str(),
+        "--cluster",
+        nats.url.as_str(),
+        "--node-heartbeat",
+        "250ms",
+        "--node-timeout",
+        "2s",
+    ];
+    let first = server_with(&flags, &[BOB]);
+    let second = Server::start("xmpp", &flags);
+    let phone = Jid::new("bob@localhost/phone").expect("a JID");
+    run(&second, async {
+        let mut bob = Client::new_with_connector(phone.clone(), BOB.1, plain(&first), Timeouts::tight());
+        assert_eq!(online(&first, &mut bob).await, phone);
+        first.signal("KILL");
+        // Like a real client, bob tries again until he is in: his resource
+        // is held by the dead node until a live one finds it silent (2 s),
+        // and a bind that waits longer than the handler's retries is
+        // refused with a conflict meanwhile.
+        for attempt in 1.. {
+            let mut again = Client::new_with_connector(phone.clone(), BOB.1, plain(&second), Timeouts::tight());
+            let in_again = loop {
+                match again.next().await {
+                    Some(Event::Online { bound_jid, .. }) => break Some(bound_jid),
+                    Some(Event::Stanza(_)) => {}
+                    Some(Event::Disconnected(_)) | None => break None,
+                }
+            };
+            if let Some(bound) = in_again {
+                assert_eq!(bound, phone, "{}", report(&second));
+                again.send_end().await.expect("closing bob's stream");
+                break;
+            }
+            assert!(attempt < 8, "bob could not log in again{}", report(&second));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     });
 }

@@ -3,6 +3,7 @@
 //! port, and a plain TCP client.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod chat;
 pub mod fuzz;
 pub mod ledger;
 pub mod metrics;
