@@ -119,7 +119,8 @@ impl Service {
     /// actions first. An event whose store reads went stale before it could
     /// commit had no effect anywhere yet, so it simply runs again, from the
     /// same state, in a fresh instance, up to `--max-retries` times, holding
-    /// the lanes of what it read so that reruns on the same keys take turns.
+    /// the lanes of what went stale so that reruns on the same keys take
+    /// turns.
     pub async fn run_event(
         &self,
         record: &mut Connection,
@@ -148,8 +149,13 @@ impl Service {
                 // fresh events keep beating a rerun until it runs out of
                 // retries.
                 let writes = !completed.transaction.writes.is_empty();
-                let result = if retries == 0 && writes && db.lanes().taken(&completed.transaction.reads) {
-                    Err(CommitError::Conflict(completed.transaction.reads))
+                let queued_behind = if retries == 0 && writes {
+                    db.lanes().taken(&completed.transaction.reads)
+                } else {
+                    crate::db::ReadSet::default()
+                };
+                let result = if !queued_behind.is_empty() {
+                    Err(CommitError::Conflict(queued_behind))
                 } else {
                     // The writes are durable before anything the event asked
                     // for happens, so whoever hears of it can read them.

@@ -31,8 +31,11 @@ impl Sorted {
         batch.sort_by_key(|commit| std::cmp::Reverse(commit.transaction.retries));
         let mut next = first;
         let (mut accepted, mut refused) = (Vec::with_capacity(batch.len()), Vec::new());
-        for commit in batch {
-            if history.conflicts(&commit.transaction) {
+        for mut commit in batch {
+            if let Some(stale) = history.conflicts(&commit.transaction) {
+                tracing::debug!(stale = ?stale.lane_names(), "a transaction refused: what it read went stale");
+                // The rerun takes turns on what was stale (see `lanes`).
+                commit.transaction.reads = stale;
                 refused.push(commit);
                 continue;
             }

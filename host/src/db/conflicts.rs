@@ -16,10 +16,24 @@ pub struct ReadSet {
 
 /// Keys starting with `prefix`, up to and including `through` if the scan
 /// stopped at its limit there (a key past it was never looked at).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct ScannedRange {
     prefix: String,
     through: Option<String>,
+}
+
+impl ScannedRange {
+    fn covers(&self, key: &str) -> bool {
+        key.starts_with(&self.prefix) && self.through.as_deref().is_none_or(|last| key <= last)
+    }
+
+    fn lane(&self) -> String {
+        format!("prefix {}", self.prefix)
+    }
+}
+
+fn key_lane(key: &str) -> String {
+    format!("key {key}")
 }
 
 impl ReadSet {
@@ -46,19 +60,40 @@ impl ReadSet {
     /// The names of the lanes (see `lanes`) of what this set read, in
     /// order: a key's, or a scanned prefix's.
     pub fn lane_names(&self) -> Vec<String> {
-        let keys = self.keys.iter().map(|key| format!("key {key}"));
-        let prefixes = self.ranges.iter().map(|range| format!("prefix {}", range.prefix));
+        let keys = self.keys.iter().map(|key| key_lane(key));
+        let prefixes = self.ranges.iter().map(ScannedRange::lane);
         let names: BTreeSet<String> = keys.chain(prefixes).collect();
         names.into_iter().collect()
     }
 
-    /// Whether a write of `key` changes something this set read.
-    pub fn touches(&self, key: &str) -> bool {
-        self.keys.contains(key)
-            || self
+    /// The part of this set whose lanes `keep` picks.
+    pub fn with_lanes(&self, keep: impl Fn(&str) -> bool) -> ReadSet {
+        ReadSet {
+            keys: self.keys.iter().filter(|key| keep(&key_lane(key))).cloned().collect(),
+            ranges: self
                 .ranges
                 .iter()
-                .any(|range| key.starts_with(&range.prefix) && range.through.as_deref().is_none_or(|last| key <= last))
+                .filter(|range| keep(&range.lane()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether a write of `key` changes something this set read.
+    pub fn touches(&self, key: &str) -> bool {
+        self.keys.contains(key) || self.ranges.iter().any(|range| range.covers(key))
+    }
+
+    /// Adds to `stale` what of this set a write of `key` changes.
+    fn add_touched(&self, key: &str, stale: &mut ReadSet) {
+        if self.keys.contains(key) {
+            stale.key(key);
+        }
+        for range in self.ranges.iter().filter(|range| range.covers(key)) {
+            if !stale.ranges.contains(range) {
+                stale.ranges.push(range.clone());
+            }
+        }
     }
 }
 
@@ -87,19 +122,30 @@ impl History {
         }
     }
 
-    /// Whether a commit after `transaction`'s snapshot wrote something it read.
-    pub fn conflicts(&self, transaction: &Transaction) -> bool {
-        if transaction.reads.is_empty() {
-            return false;
+    /// What of `transaction`'s reads commits after its snapshot wrote, if
+    /// any did (all of them, if its snapshot is older than the history).
+    /// Its rerun takes turns on just that (see `lanes`): on the keys others
+    /// are writing, not on everything it read.
+    pub fn conflicts(&self, transaction: &Transaction) -> Option<ReadSet> {
+        let reads = &transaction.reads;
+        if reads.is_empty() {
+            return None;
         }
         if transaction.snapshot < self.forgotten {
-            return true;
+            return Some(reads.clone());
         }
-        self.commits
+        let mut stale = ReadSet::default();
+        for (_, keys) in self
+            .commits
             .iter()
             .rev()
             .take_while(|(seq, _)| *seq > transaction.snapshot)
-            .any(|(_, keys)| keys.iter().any(|key| transaction.reads.touches(key)))
+        {
+            for key in keys {
+                reads.add_touched(key, &mut stale);
+            }
+        }
+        (!stale.is_empty()).then_some(stale)
     }
 
     /// Records that commit `seq` wrote `keys`.
@@ -156,6 +202,11 @@ mod tests {
         }
     }
 
+    /// What of `transaction`'s reads `history` finds stale, as lane names.
+    fn stale(history: &History, transaction: &Transaction) -> Option<Vec<String>> {
+        history.conflicts(transaction).map(|stale| stale.lane_names())
+    }
+
     #[test]
     fn only_writes_after_the_snapshot_to_what_was_read_conflict() {
         let mut history = History::new(1 << 20);
@@ -163,16 +214,29 @@ mod tests {
         history.record(2, vec!["room:1:carol".into()]);
         // Keys, present or absent.
         assert!(reading(0, &["a"], &[]).reads.touches("a"));
-        assert!(history.conflicts(&reading(0, &["a"], &[])));
-        assert!(!history.conflicts(&reading(1, &["a"], &[])), "seen by the snapshot");
-        assert!(!history.conflicts(&reading(0, &["b"], &[])));
+        assert_eq!(stale(&history, &reading(0, &["a"], &[])), Some(vec!["key a".into()]));
+        assert_eq!(stale(&history, &reading(1, &["a"], &[])), None, "seen by the snapshot");
+        assert_eq!(stale(&history, &reading(0, &["b"], &[])), None);
         // Ranges, phantoms included, but not past where a scan stopped.
-        assert!(history.conflicts(&reading(1, &[], &[("room:1:", None)])));
-        assert!(!history.conflicts(&reading(1, &[], &[("room:1:", Some("room:1:bob"))])));
-        assert!(history.conflicts(&reading(1, &[], &[("room:1:", Some("room:1:dave"))])));
-        assert!(!history.conflicts(&reading(1, &[], &[("room:2:", None)])));
+        let room = Some(vec!["prefix room:1:".to_owned()]);
+        assert_eq!(stale(&history, &reading(1, &[], &[("room:1:", None)])), room);
+        assert_eq!(
+            stale(&history, &reading(1, &[], &[("room:1:", Some("room:1:bob"))])),
+            None
+        );
+        assert_eq!(
+            stale(&history, &reading(1, &[], &[("room:1:", Some("room:1:dave"))])),
+            room
+        );
+        assert_eq!(stale(&history, &reading(1, &[], &[("room:2:", None)])), None);
         // Nothing read, nothing to conflict with.
-        assert!(!history.conflicts(&reading(0, &[], &[])));
+        assert_eq!(stale(&history, &reading(0, &[], &[])), None);
+        // Only what was written is stale, not the rest of what was read.
+        let wide = reading(0, &["a", "config", "z"], &[("room:1:", None), ("room:2:", None)]);
+        assert_eq!(
+            stale(&history, &wide),
+            Some(vec!["key a".to_owned(), "prefix room:1:".to_owned()])
+        );
     }
 
     #[test]
@@ -181,10 +245,15 @@ mod tests {
         history.record(1, vec!["abc".into()]);
         history.record(2, vec!["de".into()]);
         history.trim();
-        assert!(history.conflicts(&reading(0, &["zzz"], &[])), "commit 1 was forgotten");
-        assert!(!history.conflicts(&reading(1, &["zzz"], &[])));
+        let unknown = reading(0, &["zzz", "y"], &[]);
+        assert_eq!(
+            stale(&history, &unknown),
+            Some(vec!["key y".to_owned(), "key zzz".to_owned()]),
+            "commit 1 was forgotten: all of it may be stale"
+        );
+        assert_eq!(stale(&history, &reading(1, &["zzz"], &[])), None);
         history.record(3, vec!["zzz".into()]);
         history.undo_from(3);
-        assert!(!history.conflicts(&reading(1, &["zzz"], &[])));
+        assert_eq!(stale(&history, &reading(1, &["zzz"], &[])), None);
     }
 }

@@ -3,11 +3,14 @@
 //! Validation alone is fair to nobody on a hot key: a hundred events
 //! incrementing one counter all read it, one commits, and the other
 //! ninety-nine rerun at once, to lose again to whichever reaches the writer
-//! first. So an event that conflicted reruns holding the lanes of what it
-//! read (a lock per key or scanned prefix, taken in order, so no two events
-//! ever wait for each other in a cycle): reruns on the same keys then run
-//! one at a time, each reading what the one before it committed. First runs
-//! take no lane; correctness never depends on lanes, only progress does.
+//! first. So an event that conflicted reruns holding the lanes of what went
+//! stale of what it read (a lock per key or scanned prefix, taken in order,
+//! so no two events ever wait for each other in a cycle): reruns on the
+//! same keys then run one at a time, each reading what the one before it
+//! committed. Only what went stale: an event also reads keys nobody writes
+//! (configuration, an account), and lanes on those would line up every
+//! event that reads them behind one rerun. First runs take no lane;
+//! correctness never depends on lanes, only progress does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,8 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::ReadSet;
 
-/// Lanes one event holds at most: the first ones of what it read, in order.
+/// Lanes one event holds at most: the first ones of what went stale, in
+/// order.
 const MAX_LANES_PER_EVENT: usize = 64;
 
 /// The lanes currently held or waited for, by name.
@@ -45,13 +49,16 @@ impl Lanes {
         held
     }
 
-    /// Whether a rerun holds (or waits for) the lane of anything in
-    /// `reads`: an event that read it on its first run would most likely
-    /// beat that rerun at the writer only to make it lose again, so it
-    /// joins the queue instead (see `Service::run_event`).
-    pub fn taken(&self, reads: &ReadSet) -> bool {
+    /// What of `reads` a rerun holds (or waits for) the lane of: an event
+    /// that read it on its first run would most likely beat that rerun at
+    /// the writer only to make it lose again, so it joins the queue of
+    /// those lanes instead (see `Service::run_event`). Empty if none.
+    pub fn taken(&self, reads: &ReadSet) -> ReadSet {
         let lanes = self.lanes.lock().expect("lanes lock");
-        !lanes.is_empty() && reads.lane_names().iter().any(|name| lanes.contains_key(name))
+        if lanes.is_empty() {
+            return ReadSet::default();
+        }
+        reads.with_lanes(|name| lanes.contains_key(name))
     }
 }
 

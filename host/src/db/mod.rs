@@ -89,7 +89,7 @@ pub struct Transaction {
 pub enum CommitError {
     /// Something the transaction read was changed by a commit after its
     /// snapshot: nothing was written; run the event again (holding the
-    /// lanes of what it read).
+    /// lanes of what went stale, which this names).
     Conflict(ReadSet),
     /// The store could not commit (a disk error, a stopped writer, the
     /// database out of reach).

@@ -1,8 +1,11 @@
 //! One moment of the store in PostgreSQL: a read-only, repeatable-read
 //! transaction on a pooled connection, tagged with the last commit it sees.
 //! The transaction ends when the snapshot is dropped (the connection goes
-//! back to the pool once it has rolled back).
+//! back to the pool once it has rolled back). A key read again is answered
+//! from what the first read found, which the transaction would repeat: a
+//! round trip saved.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -20,6 +23,9 @@ pub struct Snapshot {
     /// begun, with the first read.
     seq: Option<u64>,
     timeout: Duration,
+    /// What each key read so far held (bounded by the event's read limit,
+    /// which its reader charges).
+    seen: HashMap<String, Option<Vec<u8>>>,
 }
 
 impl Snapshot {
@@ -34,6 +40,7 @@ impl Snapshot {
             client: Some(client),
             seq: None,
             timeout,
+            seen: HashMap::new(),
         })
     }
 
@@ -44,12 +51,17 @@ impl Snapshot {
     }
 
     pub async fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(value) = self.seen.get(key) {
+            return Ok(value.clone());
+        }
         let client = self.client.as_ref().expect("held until dropped");
         let read = async {
             let statement = client.prepare_cached(schema::GET).await?;
             Ok(client.query_opt(&statement, &[&key]).await?.map(|row| row.get(0)))
         };
-        in_transaction(client, &mut self.seq, self.timeout, read).await
+        let value: Option<Vec<u8>> = in_transaction(client, &mut self.seq, self.timeout, read).await?;
+        self.seen.insert(key.to_owned(), value.clone());
+        Ok(value)
     }
 
     /// As the embedded store's `scan`: rows stream in, and reading stops at
