@@ -13,7 +13,7 @@ use common::probes::PONG;
 use common::races::{check_claims, claim_concurrently, increment_concurrently, incremented, join_concurrently, sorted};
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, ej, wait_until};
+use common::{Client, Server, wait_until};
 
 const NODES: usize = 3;
 
@@ -155,10 +155,8 @@ fn status_lists_every_node_and_a_stopped_one_leaves() {
     let postgres = Postgres::start("status");
     let mut nodes = nodes(&postgres, &[]);
     let status = |node: &Server| {
-        let out = ej().arg("status").arg("--admin").arg(&node.admin).output().unwrap();
-        assert!(out.status.success());
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.lines()
+        node.status()
+            .lines()
             .filter(|line| line.starts_with("node "))
             .map(str::to_owned)
             .collect::<Vec<_>>()

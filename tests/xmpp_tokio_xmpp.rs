@@ -416,15 +416,7 @@ fn a_wrong_password_fails_authentication() {
 /// Whether `node`'s `ej status` says NATS is `state` (connected or
 /// disconnected).
 fn nats_is(node: &Server, state: &str) -> Option<()> {
-    let out = common::ej()
-        .arg("status")
-        .arg("--admin")
-        .arg(&node.admin)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .contains(&format!("nats {state}\n"))
-        .then_some(())
+    node.status().contains(&format!("nats {state}\n")).then_some(())
 }
 
 #[test]

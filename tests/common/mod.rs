@@ -169,6 +169,11 @@ impl Server {
 
     /// Runs `ej TOOL FLAGS… --admin ADMIN ARGS…`; returns what it printed,
     /// or fails the test.
+    /// What `ej status` prints for this server; fails the test if it fails.
+    pub fn status(&self) -> String {
+        self.admin_tool("status", &[], &[])
+    }
+
     fn admin_tool(&self, tool: &str, flags: &[&str], args: &[&str]) -> String {
         let out = ej()
             .arg(tool)
