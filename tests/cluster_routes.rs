@@ -244,7 +244,7 @@ fn a_chat_room_with_a_member_on_each_node_hears_everyone_in_order() {
 }
 
 #[test]
-fn a_node_that_cannot_reach_nats_does_not_start() {
+fn a_node_that_cannot_reach_nats_or_parse_its_url_does_not_start() {
     let postgres = Postgres::start("no-nats");
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -254,6 +254,9 @@ fn a_node_that_cannot_reach_nats_does_not_start() {
     let flags = ["--store", &postgres.url, "--cluster", &nats, "--cluster-timeout", "1s"];
     let stderr = common::refused_start(&flags);
     assert!(stderr.contains("connecting to NATS at nats://"), "{stderr}");
+    let flags = ["--store", &postgres.url, "--cluster", "nats://[not-a-host"];
+    let stderr = common::refused_start(&flags);
+    assert!(stderr.contains("connecting to NATS at nats://[not-a-host"), "{stderr}");
 
     let out = ej()
         .args(["serve", "--cluster", "nats://127.0.0.1:4222"])
