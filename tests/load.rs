@@ -121,12 +121,15 @@ fn a_receiver_that_cannot_keep_up_sends_messages_back_as_resource_constraint() {
     // The same overload, but routes may not wait: each message either
     // arrives or comes back to its sender as a `resource-constraint` error
     // (type `wait`) — none vanishes, none is re-routed in circles.
-    let server = Server::start("xmpp", &["--mailbox", "2", "--route-wait", "0ms"]);
+    // A mailbox of one at twice the rate: a receiver busy with one message
+    // refuses the next that comes meanwhile (at half this, on a quiet
+    // machine, every receiver once kept up and nothing was refused).
+    let server = Server::start("xmpp", &["--mailbox", "1", "--route-wait", "0ms"]);
     let (json, table) = load(
         &server,
         10,
         "busy",
-        &["--rate", "1000", "--duration", "1.5", "--drain", "5", "--random-pairs"],
+        &["--rate", "2000", "--duration", "1.5", "--drain", "5", "--random-pairs"],
     );
     let sent = json["sent"].as_u64().expect("a count");
     let delivered = json["delivered"].as_u64().expect("a count");
