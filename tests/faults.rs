@@ -29,8 +29,9 @@ fn serve(policy: &str) -> Server {
     Server::start("faulty", &flags)
 }
 
-/// The crash report of the one fault `client` (connection `id`) caused.
-fn only_crash(server: &Server, client: &Client, id: u64) -> Value {
+/// The crash report of the one fault `client` (connection `id`) caused in
+/// the `build` of faulty.
+fn only_crash(server: &Server, build: &str, client: &Client, id: u64) -> Value {
     let crashes = server.wait_for_crashes(1);
     assert_eq!(crashes.len(), 1, "{crashes:#?}");
     let report = crashes.into_iter().next().unwrap();
@@ -42,7 +43,7 @@ fn only_crash(server: &Server, client: &Client, id: u64) -> Value {
         digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
         "{digest:?} is not a lower-case hex SHA-256"
     );
-    assert_eq!(digest, check_digest(&guest("faulty")));
+    assert_eq!(digest, check_digest(&guest(build)));
     assert!(report["at_ms"].as_u64().is_some_and(|ms| ms > 0), "{report:#}");
     report
 }
@@ -51,7 +52,13 @@ fn only_crash(server: &Server, client: &Client, id: u64) -> Value {
 /// gets an `<internal-server-error/>` stream error and is closed, that the
 /// server goes on serving others, and returns the crash report.
 fn fault_closes_the_connection(stanza: &str) -> Value {
-    let server = Server::start("faulty", LIMITS);
+    fault_in_build_closes_the_connection("faulty", stanza)
+}
+
+/// As `fault_closes_the_connection`, with faulty as `build` (`faulty`, or
+/// `faulty-lean`: built without WASI).
+fn fault_in_build_closes_the_connection(build: &str, stanza: &str) -> Value {
+    let server = Server::start(build, LIMITS);
     let mut client = server.connect();
     client.open();
     let id = server.connection_id(&client);
@@ -62,7 +69,7 @@ fn fault_closes_the_connection(stanza: &str) -> Value {
     assert!(rest.contains("<stream:error><internal-server-error"), "{rest:?}");
     assert!(rest.ends_with("</stream:stream>"), "{rest:?}");
     assert_eq!(server.wait_for_close(id)["reason"], "fault");
-    let report = only_crash(&server, &client, id);
+    let report = only_crash(&server, build, &client, id);
 
     let mut other = server.connect();
     other.open();
@@ -136,11 +143,16 @@ fn a_hoard_runs_into_the_memory_limit() {
 
 #[test]
 fn a_flood_of_output_is_cut_short_and_kept_bounded() {
-    let report = fault_closes_the_connection("<flood/>");
     // faulty ignores failed writes: it spins until its deadline unless the
     // host traps it first.
-    assert!(FLOOD_KINDS.contains(&report["kind"].as_str().unwrap()), "{report:#}");
-    let output = output(&report);
+    check_flood(&fault_closes_the_connection("<flood/>"), FLOOD_KINDS);
+}
+
+/// A flood's report: one of `kinds`, with faulty's lines in the output,
+/// and no more of them than the limit.
+fn check_flood(report: &Value, kinds: &[&str]) {
+    assert!(kinds.contains(&report["kind"].as_str().unwrap()), "{report:#}");
+    let output = output(report);
     assert!(output.contains("faulty: flooding"), "{report:#}");
     assert!(
         output.len() <= MAX_OUTPUT_BYTES,
@@ -176,6 +188,59 @@ fn an_outcome_within_the_limit_is_sent() {
     assert_eq!(big.len(), n, "the <big> stanza and nothing else");
     client.send("<probe/>");
     client.expect("<probe global='1' count='2'/>");
+    assert!(server.crashes().is_empty());
+}
+
+// A handler built without WASI (wasm32-unknown-unknown) has no stderr and
+// the SDK's own allocator: the same faults, told as clearly.
+
+#[test]
+fn without_wasi_a_panic_still_reports_its_message_and_a_backtrace() {
+    let report = fault_in_build_closes_the_connection("faulty-lean", "<panic/>");
+    assert_eq!(report["kind"], "trap", "{report:#}");
+    // Through the `output` import; faulty's own stderr line goes nowhere.
+    assert!(output(&report).contains("faulty: panic on demand"), "{report:#}");
+    assert!(output(&report).contains("panicked at"), "{report:#}");
+    assert!(!backtrace(&report).is_empty(), "{report:#}");
+}
+
+#[test]
+fn without_wasi_a_flood_of_output_is_cut_short_and_kept_bounded() {
+    // Through the `output` import alone: past the limit the host drops it,
+    // and faulty spins on until its deadline.
+    check_flood(
+        &fault_in_build_closes_the_connection("faulty-lean", "<flood/>"),
+        &["timeout"],
+    );
+}
+
+#[test]
+fn without_wasi_a_hoard_runs_into_the_memory_limit() {
+    let report = fault_in_build_closes_the_connection("faulty-lean", "<alloc/>");
+    assert_eq!(report["kind"], "memory", "{report:#}");
+}
+
+#[test]
+fn without_wasi_a_runaway_recursion_is_a_trap() {
+    let report = fault_in_build_closes_the_connection("faulty-lean", "<recurse/>");
+    assert_eq!(report["kind"], "trap", "{report:#}");
+}
+
+#[test]
+fn without_wasi_an_event_may_need_more_memory_than_the_instance_starts_with() {
+    // The SDK's allocator starts from a 256 KiB arena; this event needs
+    // about six times that (the filler, then the reply made of it), so the
+    // memory grows. (Within the default outcome and outbound limits, 1 MiB.)
+    let n = 800 << 10;
+    let server = Server::start("faulty-lean", &[]);
+    let mut client = server.open();
+    client.send(&format!("<big n='{n}'/>"));
+    let big = client.read_until("</big>");
+    assert_eq!(big.len(), n, "the <big> stanza and nothing else");
+    for count in 2..=4 {
+        client.send("<probe/>");
+        client.expect(&format!("<probe global='1' count='{count}'/>"));
+    }
     assert!(server.crashes().is_empty());
 }
 

@@ -56,9 +56,9 @@ fn build(lang: &str) -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         run(Command::new(cargo)
             .current_dir(&project)
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown"])
             .env("CARGO_TARGET_DIR", &target));
-        target.join("wasm32-wasip2/release/counter.wasm")
+        target.join("wasm32-unknown-unknown/release/counter.wasm")
     } else {
         run(Command::new("./build.sh")
             .current_dir(&project)

@@ -9,6 +9,10 @@
 //! - `event`: `Sandbox::handle` with a 1 KiB `<message/>` stanza and a
 //!   256-byte echo state: the real per-event path.
 //!
+//! Each for the echo handler built without WASI (`event/…`, the examples'
+//! build) and the same echo built for `wasm32-wasip2` (`event-wasi/…`),
+//! side by side.
+//!
 //! Run with `cargo bench -p ej --bench event` after `cargo xtask guests`.
 
 mod common;
@@ -24,6 +28,9 @@ use ej::bindings::Event;
 const STANZA_BYTES: usize = 1024;
 /// Size of the echo state the `event` benchmark hands the handler.
 const STATE_BYTES: usize = 256;
+
+/// The benchmark groups: `(group, echo build in target/guests/)`.
+const BUILDS: &[(&str, &str)] = &[("event", "echo"), ("event-wasi", "echo-wasi")];
 
 /// The echo handler with a realistic state and stanza.
 struct Fixture {
@@ -41,10 +48,10 @@ impl std::ops::Deref for Fixture {
 }
 
 impl Fixture {
-    fn new() -> Self {
+    fn new(build: &str) -> Self {
         let stanza = common::message(STANZA_BYTES, " xmlns='jabber:client'");
         let mut fixture = Self {
-            handler: common::HandlerFixture::new("echo"),
+            handler: common::HandlerFixture::new(build),
             state: Vec::new(),
             stanza: Event::Stanza(stanza),
         };
@@ -86,8 +93,13 @@ impl Fixture {
 }
 
 fn event(c: &mut Criterion) {
-    let fx = Fixture::new();
-    let mut group = c.benchmark_group("event");
+    for &(name, build) in BUILDS {
+        measure(c, name, &Fixture::new(build));
+    }
+}
+
+fn measure(c: &mut Criterion, name: &str, fx: &Fixture) {
+    let mut group = c.benchmark_group(name);
 
     group.bench_function("floor", |b| {
         b.iter_custom(|iters| {

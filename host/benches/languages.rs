@@ -37,6 +37,8 @@ use ej::sandbox::Sandbox;
 /// Each language's echo: `(benchmark name, module in target/guests/)`.
 const LANGUAGES: &[(&str, &str)] = &[
     ("rust", "echo"),
+    // The same Rust echo built for wasm32-wasip2 (the one above has no WASI).
+    ("rust-wasi", "echo-wasi"),
     ("c", "echo-c"),
     ("javascript", "echo-js"),
     ("python", "echo-py"),
@@ -118,7 +120,7 @@ impl OnDemand {
     }
 }
 
-/// The store and registry imports, empty: echo never calls them.
+/// The store, registry and output imports, empty: echo never calls them.
 fn stub_ej_imports(linker: &mut Linker<PlainCtx>) -> wasmtime::Result<()> {
     type Entries = Vec<(String, Vec<u8>)>;
     let mut store = linker.instance("ej:handler/store@0.1.0")?;
@@ -130,6 +132,8 @@ fn stub_ej_imports(linker: &mut Linker<PlainCtx>) -> wasmtime::Result<()> {
     registry.func_wrap("lookup", |_, (_prefix, _limit): (String, u32)| {
         Ok((Vec::<String>::new(),))
     })?;
+    let mut output = linker.instance("ej:handler/output@0.1.0")?;
+    output.func_wrap("write", |_, (_text,): (String,)| Ok(()))?;
     Ok(())
 }
 

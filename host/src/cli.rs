@@ -313,7 +313,8 @@ pub struct LimitArgs {
     /// Actions one event may return (each send, route, bind, timer…).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_actions: usize,
-    /// Guest stdout and stderr kept per event for crash reports.
+    /// Guest output (stdout, stderr and the `output` import) kept per event
+    /// for crash reports.
     #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
     pub max_output_bytes: usize,
     /// Keys and values one event may write to the store.

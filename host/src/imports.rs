@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use wasmtime::Result;
 
-use crate::bindings::ej::handler::{registry, store, types};
+use wasmtime_wasi::p2::OutputStream as _;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::bindings::ej::handler::{output, registry, store, types};
 use crate::db::{Db, ReadSet, Snapshot, Transaction, WriteSet};
 use crate::holds::Holds;
 use crate::registry::Registry;
@@ -43,10 +46,13 @@ pub struct ImportLimits {
     pub max_listed: usize,
 }
 
-/// One event's view of the store and the registry.
+/// One event's view of the store and the registry, and where its output goes.
 pub struct EventImports {
     env: Env,
     limits: ImportLimits,
+    /// The event's output for the crash report, shared with WASI's stdout
+    /// and stderr, bounded by `--max-output-bytes`.
+    output: MemoryOutputPipe,
     /// The moment every read of this event sees, taken at its first read.
     snapshot: Option<Snapshot>,
     reads: ReadSet,
@@ -56,10 +62,11 @@ pub struct EventImports {
 }
 
 impl EventImports {
-    pub fn new(env: Env, limits: ImportLimits) -> Self {
+    pub fn new(env: Env, limits: ImportLimits, output: MemoryOutputPipe) -> Self {
         Self {
             env,
             limits,
+            output,
             snapshot: None,
             reads: ReadSet::default(),
             read: 0,
@@ -122,6 +129,18 @@ impl EventImports {
 }
 
 impl types::Host for EventImports {}
+
+impl output::Host for EventImports {
+    fn write(&mut self, text: String) -> Result<()> {
+        // What the pipe has no room for is dropped (it is `Closed` once full).
+        let room = self.output.check_write().unwrap_or(0);
+        let kept = &text.as_bytes()[..text.len().min(room)];
+        if !kept.is_empty() {
+            self.output.write(kept.to_vec().into())?;
+        }
+        Ok(())
+    }
+}
 
 impl store::Host for EventImports {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>> {

@@ -131,8 +131,11 @@ fn ensure_component(bytes: &[u8]) -> Result<()> {
              or wrap it with `wasm-tools component new MODULE.wasm --adapt wasi_snapshot_preview1.reactor.wasm \
              -o handler.wasm` (the adapter is published with each wasmtime release)"
         ),
+        // What wasm32-unknown-unknown makes with its default linker.
         Some([0, b'a', b's', b'm', _, _, 0, 0]) => bail!(
-            "a core wasm module, not a component: build for wasm32-wasip2 or wrap it with `wasm-tools component new`"
+            "a core wasm module, not a component: link it with Rust's `wasm-component-ld` \
+             (`linker = \"wasm-component-ld\"` for the target in .cargo/config.toml), or wrap it with \
+             `wasm-tools component new`"
         ),
         _ if Engine::detect_precompiled(bytes).is_some() => bail!("already compiled ahead of time"),
         _ => bail!("not a WebAssembly component (no wasm header)"),

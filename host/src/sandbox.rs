@@ -62,19 +62,32 @@ pub struct Sandbox {
 /// The store data of one event's instance.
 pub struct EventCtx {
     imports: EventImports,
-    wasi: WasiCtx,
+    /// Made at the guest's first WASI call: most events make none (and a
+    /// handler built without WASI never does), and making one draws three
+    /// random seeds.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     memory: MemoryBudget,
-    /// The guest's stdout and stderr, interleaved.
+    /// The guest's output: its stdout and stderr, and the `output` import,
+    /// interleaved.
     output: MemoryOutputPipe,
 }
 
 impl WasiView for EventCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        let EventCtx {
+            wasi, table, output, ..
+        } = self;
+        // WASI with nothing granted, stdout and stderr captured.
+        let ctx = wasi.get_or_insert_with(|| {
+            WasiCtxBuilder::new()
+                .stdout(output.clone())
+                .stderr(output.clone())
+                .allow_tcp(false)
+                .allow_udp(false)
+                .build()
+        });
+        WasiCtxView { ctx, table }
     }
 }
 
@@ -238,24 +251,19 @@ impl Sandbox {
         }
     }
 
-    /// A store for one event: WASI with nothing granted, output captured,
-    /// memory capped, and the event's deadline already running.
+    /// A store for one event: WASI with nothing granted (made if the guest
+    /// calls it), output captured, memory capped, and the event's deadline
+    /// already running.
     pub fn new_store(&self, env: &Env) -> Store<EventCtx> {
         let output = MemoryOutputPipe::new(self.limits.max_output_bytes);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .build();
         let import_limits = ImportLimits {
             max_write_bytes: self.limits.max_store_write_bytes,
             max_read_bytes: self.limits.max_read_bytes,
             max_listed: self.limits.max_listed,
         };
         let ctx = EventCtx {
-            imports: EventImports::new(env.clone(), import_limits),
-            wasi,
+            imports: EventImports::new(env.clone(), import_limits, output.clone()),
+            wasi: None,
             table: ResourceTable::new(),
             memory: MemoryBudget {
                 max_bytes: self.limits.max_memory_bytes,

@@ -43,6 +43,7 @@ macro_rules! file {
 const SDK: &[File] = &[
     file!("ej-guest/Cargo.toml", "templates/rust/ej-guest/Cargo.toml"),
     file!("ej-guest/src/lib.rs", "guest/src/lib.rs"),
+    file!("ej-guest/src/memory.rs", "guest/src/memory.rs"),
     file!("ej-guest/src/store.rs", "guest/src/store.rs"),
     file!("ej-guest/src/xml.rs", "guest/src/xml.rs"),
     file!("ej-guest/wit/handler.wit", "guest/wit/handler.wit"),
@@ -54,6 +55,7 @@ const RUST: &[File] = &[
     file!("src/lib.rs", "templates/rust/src/lib.rs"),
     file!("README.md", "templates/rust/README.md"),
     file!(".gitignore", "templates/rust/.gitignore"),
+    file!(".cargo/config.toml", "templates/rust/.cargo/config.toml"),
 ];
 
 const C: &[File] = &[
@@ -100,7 +102,7 @@ impl Lang {
     /// The command that builds a project, run in its directory.
     pub fn build_command(self) -> &'static str {
         match self {
-            Lang::Rust => "cargo build --release --target wasm32-wasip2",
+            Lang::Rust => "cargo build --release --target wasm32-unknown-unknown",
             Lang::C | Lang::Js | Lang::Python => "./build.sh",
         }
     }
@@ -108,7 +110,7 @@ impl Lang {
     /// The module the build makes, relative to the project's directory.
     pub fn module(self, name: &str) -> String {
         match self {
-            Lang::Rust => format!("target/wasm32-wasip2/release/{}.wasm", crate_name(name)),
+            Lang::Rust => format!("target/wasm32-unknown-unknown/release/{}.wasm", crate_name(name)),
             Lang::C | Lang::Js | Lang::Python => format!("{name}.wasm"),
         }
     }

@@ -37,24 +37,22 @@ fn target_dir() -> PathBuf {
     )
 }
 
-/// An example handler (`echo`, `faulty`, `chat`, `xmpp`), built from source once per test
-/// process (cargo makes concurrent builds from other test processes wait).
+/// An example handler in Rust (`echo`, `echo-wasi`, `chat`, `faulty`,
+/// `faulty-lean`, `xmpp`), built from source once per test process by
+/// `cargo xtask guests --rust`, which knows each one's target (cargo makes
+/// concurrent builds from other test processes wait).
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
-            .args(["--package", "ej-example-echo", "--package", "ej-example-faulty"])
-            .args(["--package", "ej-example-chat", "--package", "ej-example-xmpp"])
+            .args(["xtask", "guests", "--rust"])
             .status()
             .expect("running cargo to build the example handlers");
-        assert!(status.success(), "building the example handlers failed (is the wasm32-wasip2 target installed? `cargo xtask guests` installs it)");
+        assert!(status.success(), "building the example handlers failed");
     });
-    target_dir()
-        .join("wasm32-wasip2/release")
-        .join(format!("ej_example_{name}.wasm"))
+    target_dir().join("guests").join(format!("{name}.wasm"))
 }
 
 /// A handler that `cargo xtask guests` builds into `target/guests/` with

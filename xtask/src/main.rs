@@ -4,8 +4,10 @@
 //! - `cargo xtask test`: set up, then check formatting, lints and every test,
 //!   and run each benchmark once
 //! - `cargo xtask guests`: build every example handler: the Rust ones for
-//!   wasm32-wasip2, the C, JavaScript and Python ones with their own pinned
-//!   toolchains (installed under `target/tools/` when missing)
+//!   wasm32-unknown-unknown or wasm32-wasip2, the C, JavaScript and Python
+//!   ones with their own pinned toolchains (installed under `target/tools/`
+//!   when missing); `cargo xtask guests --rust` builds the Rust ones alone
+//!   (what the tests do before they start a server)
 //! - `cargo xtask bench`: set up, then run the benchmarks
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -16,14 +18,26 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 
-/// The wasm target every Rust handler is built for.
-const GUEST_TARGET: &str = "wasm32-wasip2";
-/// The example handlers, as `(package, module file name)`.
-const GUESTS: &[(&str, &str)] = &[
-    ("ej-example-echo", "echo"),
-    ("ej-example-faulty", "faulty"),
-    ("ej-example-chat", "chat"),
-    ("ej-example-xmpp", "xmpp"),
+/// The wasm target of Rust handlers that need no WASI: an instance then
+/// imports ej's interfaces alone, and an event costs about a third less
+/// (BENCHMARKS.md, "Without WASI"). `.cargo/config.toml` makes the linker
+/// the one that makes components, as on `WASI`.
+const LEAN: &str = "wasm32-unknown-unknown";
+/// The wasm target of Rust handlers that use WASI.
+const WASI: &str = "wasm32-wasip2";
+/// The Rust example handlers, as `(package, target, module file name)`.
+const GUESTS: &[(&str, &str, &str)] = &[
+    ("ej-example-echo", LEAN, "echo"),
+    // The same echo with WASI, which the benchmarks measure beside it.
+    ("ej-example-echo", WASI, "echo-wasi"),
+    ("ej-example-chat", LEAN, "chat"),
+    // The hostile handler: its attacks include WASI's.
+    ("ej-example-faulty", WASI, "faulty"),
+    ("ej-example-faulty", LEAN, "faulty-lean"),
+    // It imports two WASI interfaces by name (the wall clock, random bytes).
+    ("ej-example-xmpp", LEAN, "xmpp"),
+    // The same built for WASI, which the benchmarks measure beside it.
+    ("ej-example-xmpp", WASI, "xmpp-wasi"),
 ];
 /// The handler `cargo xtask run` serves: the richest example there is.
 const RICHEST: &str = "xmpp";
@@ -85,6 +99,7 @@ fn main() -> Result<()> {
     let root = workspace_root();
     std::env::set_current_dir(&root)?;
     match task.as_str() {
+        "guests" if std::env::args().nth(2).as_deref() == Some("--rust") => rust_guests(&root).map(drop),
         "guests" => guests(&root).map(drop),
         "test" => test(&root),
         "run" => run(&root),
@@ -100,31 +115,43 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Installs the wasm target if missing, builds every example handler, and
-/// copies each to `target/guests/NAME.wasm`. Returns that directory.
+/// Builds every example handler into `target/guests/NAME.wasm`, installing
+/// what is missing. Returns that directory.
 fn guests(root: &Path) -> Result<PathBuf> {
-    ensure_target()?;
-    let mut build = cargo();
-    build.args(["build", "--release", "--target", GUEST_TARGET]);
-    for (package, _) in GUESTS {
-        build.args(["--package", package]);
+    let out = rust_guests(root)?;
+    for guest in FOREIGN_GUESTS {
+        guest.build(root, &target_dir(root), &out)?;
     }
-    status(&mut build)?;
+    println!("guests built in {}", out.display());
+    Ok(out)
+}
+
+/// Installs the wasm targets if missing, builds the Rust example handlers,
+/// and puts each at `target/guests/NAME.wasm` (by a rename, so a test
+/// process reading the previous build never sees half a file). Returns
+/// that directory.
+fn rust_guests(root: &Path) -> Result<PathBuf> {
     let target = target_dir(root);
     let out = target.join("guests");
     std::fs::create_dir_all(&out)?;
-    for (package, name) in GUESTS {
+    for wasm_target in [LEAN, WASI] {
+        ensure_target(wasm_target)?;
+        let mut build = cargo();
+        build.args(["build", "--quiet", "--release", "--target", wasm_target]);
+        for (package, _, _) in GUESTS.iter().filter(|(_, t, _)| *t == wasm_target) {
+            build.args(["--package", package]);
+        }
+        status(&mut build)?;
+    }
+    for (package, wasm_target, name) in GUESTS {
         let built = target
-            .join(GUEST_TARGET)
+            .join(wasm_target)
             .join("release")
             .join(format!("{}.wasm", package.replace('-', "_")));
-        std::fs::copy(&built, out.join(format!("{name}.wasm")))
-            .with_context(|| format!("copying {}", built.display()))?;
+        let staged = out.join(format!("{name}.wasm.{}", std::process::id()));
+        std::fs::copy(&built, &staged).with_context(|| format!("copying {}", built.display()))?;
+        std::fs::rename(&staged, out.join(format!("{name}.wasm")))?;
     }
-    for guest in FOREIGN_GUESTS {
-        guest.build(root, &target, &out)?;
-    }
-    println!("guests built in {}", out.display());
     Ok(out)
 }
 
@@ -149,24 +176,14 @@ fn test(root: &Path) -> Result<()> {
     xmpp_js(&tools, &root.join("tests/xmpp/xmpp-js"))?;
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;
     status(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    status(cargo().args([
-        "clippy",
-        "--target",
-        GUEST_TARGET,
-        "--package",
-        "ej-guest",
-        "--package",
-        "ej-example-echo",
-        "--package",
-        "ej-example-faulty",
-        "--package",
-        "ej-example-chat",
-        "--package",
-        "ej-example-xmpp",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    for wasm_target in [LEAN, WASI] {
+        let mut clippy = cargo();
+        clippy.args(["clippy", "--target", wasm_target, "--package", "ej-guest"]);
+        for (package, _, _) in GUESTS.iter().filter(|(_, t, _)| *t == wasm_target) {
+            clippy.args(["--package", package]);
+        }
+        status(clippy.args(["--", "-D", "warnings"]))?;
+    }
     status(cargo().args(["test", "--workspace"]))?;
     // Each benchmark once, unmeasured, so that none of them rots. With the
     // same package selection as above, so the libraries built there are
@@ -545,19 +562,19 @@ fn succeeds(command: &mut Command) -> bool {
     command.output().is_ok_and(|out| out.status.success())
 }
 
-/// `rustup target add` when the wasm target is missing.
-fn ensure_target() -> Result<()> {
+/// `rustup target add` when a wasm target is missing.
+fn ensure_target(wasm_target: &str) -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .context("running rustup (ej builds its handlers with a rustup toolchain)")?;
     if String::from_utf8_lossy(&installed.stdout)
         .lines()
-        .any(|line| line.trim() == GUEST_TARGET)
+        .any(|line| line.trim() == wasm_target)
     {
         return Ok(());
     }
-    status(Command::new("rustup").args(["target", "add", GUEST_TARGET]))
+    status(Command::new("rustup").args(["target", "add", wasm_target]))
 }
 
 fn cargo() -> Command {

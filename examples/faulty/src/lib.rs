@@ -10,7 +10,7 @@
 //! | `<recurse/>`           | recurses without end                             |
 //! | `<call-loop/>`         | calls the host (a store read) forever            |
 //! | `<alloc/>`             | allocates memory without end                     |
-//! | `<flood/>`             | writes to stdout and stderr without end          |
+//! | `<flood/>`             | writes to stdout, stderr and ej's output without end |
 //! | `<error/>`             | returns an error                                 |
 //! | `<big n='BYTES'/>`     | sends one stanza of about `BYTES` bytes          |
 //! | `<probe/>`             | replies `<probe global='G' count='C'/>`          |
@@ -581,12 +581,14 @@ fn hoard() -> ! {
     }
 }
 
-/// Writes to stdout and stderr forever, ignoring write errors.
+/// Writes to stdout, stderr and the `output` import forever, ignoring
+/// write errors (built without WASI, only the import reaches the host).
 fn flood() -> ! {
     let line = "faulty: flooding ".repeat(64);
     loop {
         let _ = writeln!(std::io::stdout(), "{line}");
         let _ = writeln!(std::io::stderr(), "{line}");
+        ej_guest::output(&line);
     }
 }
 

@@ -37,8 +37,7 @@ impl Account {
 
     /// Credentials for `password`, with a new random salt.
     pub fn new(password: &str) -> Self {
-        let mut salt = [0; 16];
-        getrandom::fill(&mut salt).expect("WASI gives random bytes");
+        let salt: [u8; 16] = crate::random::bytes();
         let keys = |hash: Hash| {
             let (stored, server) = hash.keys(&hash.salted_password(password.as_bytes(), &salt, Self::ITERATIONS));
             Keys {

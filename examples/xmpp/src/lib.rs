@@ -38,6 +38,7 @@ mod message;
 mod muc;
 mod pep;
 mod presence;
+mod random;
 mod register;
 mod roster;
 mod routing;

@@ -129,7 +129,6 @@ pub fn served_domain() -> String {
 
 /// A random identifier (stream ids, generated resources, nonces).
 pub fn random_id() -> String {
-    let mut bytes = [0; 12];
-    getrandom::fill(&mut bytes).expect("WASI gives random bytes");
+    let bytes: [u8; 12] = crate::random::bytes();
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

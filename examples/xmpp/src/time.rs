@@ -1,11 +1,18 @@
 //! Time as XMPP writes it (XEP-0082 date-times, UTC), to and from seconds
-//! since the Unix epoch.
+//! since the Unix epoch; now, from WASI's wall clock (see [`crate::random`]
+//! for why not `std::time`).
 
 /// Now, in seconds since the epoch.
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
+    wasip2::clocks::wall_clock::now().seconds
+}
+
+/// Now, in nanoseconds since the epoch.
+pub fn now_nanos() -> u64 {
+    let now = wasip2::clocks::wall_clock::now();
+    now.seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(now.nanoseconds))
 }
 
 /// `seconds` as an XEP-0082 date-time in UTC, `2026-11-28T21:45:48Z`.

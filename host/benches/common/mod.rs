@@ -4,6 +4,8 @@
 //! open streams to it.
 #![allow(dead_code)] // each bench binary uses its own part of this module
 
+pub mod window;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,10 +67,11 @@ pub fn echo_module_path() -> PathBuf {
     example_module_path("echo")
 }
 
-/// An example handler written in Rust (`echo`, `faulty`, `chat`). Panics
-/// with what to run if it is not built.
+/// An example handler as `cargo xtask guests` builds it (`echo`,
+/// `echo-wasi`, `chat`, `xmpp`, `echo-c`…). Panics with what to run if it is
+/// not built.
 pub fn example_module_path(name: &str) -> PathBuf {
-    let path = target_dir().join(format!("wasm32-wasip2/release/ej_example_{name}.wasm"));
+    let path = target_dir().join("guests").join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
         "the {name} handler is not built ({} is missing): run `cargo xtask guests` \

@@ -87,7 +87,8 @@ impl Node {
         let new = !self.has(id);
         store::put(
             &keys::pep_index(&self.user, &self.name, id),
-            now().to_string().as_bytes(),
+            // Nanoseconds since the epoch: the order of publication.
+            crate::time::now_nanos().to_string().as_bytes(),
         );
         store::put(&keys::pep_item(&self.user, &self.name, id), payload.as_bytes());
         store::put(&keys::pep_last(&self.user, &self.name), id.as_bytes());
@@ -167,11 +168,4 @@ impl Node {
         store::delete(&keys::pep_index(&self.user, &self.name, id));
         store::delete(&keys::pep_item(&self.user, &self.name, id));
     }
-}
-
-/// Now, in nanoseconds since the epoch: the order of publication.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
 }

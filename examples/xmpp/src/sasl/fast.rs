@@ -85,8 +85,7 @@ pub struct Token {
 
 impl Token {
     fn issue(now: u64) -> Self {
-        let mut bytes = [0; TOKEN_BYTES];
-        getrandom::fill(&mut bytes).expect("WASI gives random bytes");
+        let bytes: [u8; TOKEN_BYTES] = crate::random::bytes();
         Self {
             secret: URL_SAFE_NO_PAD.encode(bytes),
             mechanism: MECHANISM.to_owned(),

@@ -1,0 +1,177 @@
+//! Server CPU per echoed stanza, measured as a user would: the `ej serve`
+//! binary (release) serving an echo handler, 100 connections each keeping
+//! 8 stanzas of 256 bytes in flight, and the server process's CPU time read
+//! from `/proc` before and after. Side by side in one run, interleaved
+//! round by round: the Rust echo built without WASI (what the examples
+//! build), the same Rust echo built for `wasm32-wasip2`, and the C echo.
+//!
+//! Prints, per build, the median over the rounds of the server's CPU per
+//! stanza (µs) and of stanzas/s; the client runs in this process, on one
+//! thread, sharing the machine's cores with the server.
+//!
+//! Run with `cargo bench -p ej --bench echo_cpu` after `cargo xtask guests`
+//! (`-- --rounds N --seconds S` to change the defaults, 5 rounds of 5 s).
+//! Without `--bench` (as `cargo test --benches` runs it) it makes one short
+//! round, to check that it works.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::window::{Client, STANZAS_PER_CONNECTION};
+
+/// The echo builds, as `(name in the table, module in target/guests/)`.
+const BUILDS: &[(&str, &str)] = &[("rust", "echo"), ("rust-wasi", "echo-wasi"), ("c", "echo-c")];
+/// Client connections.
+const CONNECTIONS: usize = 100;
+/// Size of each stanza.
+const STANZA_BYTES: usize = 256;
+
+/// An `ej serve` process with one echo build, stopped when dropped.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Served {
+    fn start(module: &str) -> Self {
+        let dir = common::target_dir()
+            .join("tmp")
+            .join(format!("echo-cpu-{module}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating the server's directory");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ej"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--module"])
+            .arg(common::example_module_path(module))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--admin")
+            .arg(dir.join("ej.sock"))
+            .arg("--cache-dir")
+            .arg(common::target_dir().join("tmp/ej-bench-compile-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting ej serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("reading ej's stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("ej listening on ")
+            .unwrap_or_else(|| panic!("ej did not start: {line:?}"))
+            .parse()
+            .expect("a socket address");
+        Self { child, addr, dir }
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        ej_load::proc::sample(self.child.id())
+            .expect("reading the server's CPU time")
+            .cpu_seconds
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One round of one build: `(µs of server CPU per stanza, stanzas/s)`.
+fn round(runtime: &tokio::runtime::Runtime, module: &str, seconds: f64) -> (f64, f64) {
+    let served = Served::start(module);
+    runtime.block_on(async {
+        let stanza = common::message(STANZA_BYTES, "");
+        let mut clients = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            let stream = common::open_stream(served.addr).await;
+            clients.push(Client::new(stream, &stanza, b"</message>"));
+        }
+        // A first batch unmeasured: the module compiled, the pool warm.
+        clients = batch(clients).await;
+        let cpu_before = served.cpu_seconds();
+        let start = Instant::now();
+        let mut stanzas = 0;
+        while start.elapsed() < Duration::from_secs_f64(seconds) {
+            clients = batch(clients).await;
+            stanzas += CONNECTIONS * STANZAS_PER_CONNECTION;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let cpu = served.cpu_seconds() - cpu_before;
+        (cpu * 1e6 / stanzas as f64, stanzas as f64 / elapsed)
+    })
+}
+
+/// Every client's part of one batch, concurrently.
+async fn batch(clients: Vec<Client>) -> Vec<Client> {
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| tokio::spawn(client.exchange()))
+        .collect();
+    let mut done = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        done.push(task.await.expect("a client task"));
+    }
+    done
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The value after `flag` on the command line, if given.
+fn option(flag: &str) -> Option<f64> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|arg| arg == flag)?;
+    Some(args.get(at + 1)?.parse().expect("a number after the flag"))
+}
+
+fn main() {
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let (rounds, seconds) = if measuring {
+        (
+            option("--rounds").map_or(5, |n| n as usize),
+            option("--seconds").unwrap_or(5.0),
+        )
+    } else {
+        (1, 0.2)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime");
+    let builds: Vec<_> = BUILDS
+        .iter()
+        .filter(|(name, module)| {
+            let built = common::target_dir().join(format!("guests/{module}.wasm")).is_file();
+            if !built {
+                eprintln!("skipping {name}: {module}.wasm is not built (run `cargo xtask guests`)");
+            }
+            built
+        })
+        .collect();
+    let mut results = vec![(Vec::new(), Vec::new()); builds.len()];
+    for round_number in 1..=rounds {
+        for (&&(name, module), (cpu, rate)) in builds.iter().zip(&mut results) {
+            let (cpu_per_stanza, per_second) = round(&runtime, module, seconds);
+            eprintln!(
+                "round {round_number} {name:<10} {cpu_per_stanza:>6.1} µs CPU/stanza {per_second:>9.0} stanzas/s"
+            );
+            cpu.push(cpu_per_stanza);
+            rate.push(per_second);
+        }
+    }
+    println!("echo build   server CPU/stanza (median)   stanzas/s (median)   rounds: {rounds} × {seconds} s");
+    for (&&(name, _), (cpu, rate)) in builds.iter().zip(results) {
+        println!("{name:<12} {:>14.1} µs {:>24.0}", median(cpu), median(rate));
+    }
+}
