@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 
 /// The wasm target of Rust handlers that need no WASI: an instance then
-/// imports ej's interfaces alone, and an event costs about a third less
+/// imports ej's interfaces alone, and an event costs about 14 % less
 /// (BENCHMARKS.md, "Without WASI"). `.cargo/config.toml` makes the linker
 /// the one that makes components, as on `WASI`.
 const LEAN: &str = "wasm32-unknown-unknown";
