@@ -601,7 +601,7 @@ impl Header {
             return Err(not_well_formed("invalid stream header"));
         };
         check_attributes(&tag, |_| {})?;
-        let namespaces = raw_attributes(tag.attributes_raw())
+        let mut namespaces: Vec<NsDecl> = raw_attributes(tag.attributes_raw())
             .filter(|(key, _, _)| is_namespace_decl(key))
             .map(|(key, quote, value)| NsDecl {
                 key: key.to_owned(),
@@ -609,6 +609,9 @@ impl Header {
                 value: value.to_owned(),
             })
             .collect();
+        // Kept as long as the stream: room for the two an XMPP header
+        // declares, not the four `collect` makes room for.
+        namespaces.shrink_to_fit();
         Ok(Self {
             qname: tag.name().0.to_owned(),
             namespaces,

@@ -750,6 +750,9 @@ impl Session {
             }
         } else if self.service.env.registry.bind(&address, &self.holder) {
             if self.bind_in_cluster(&address).await {
+                // Room for one more, not the four a `Vec` makes at first:
+                // most sessions hold one address, as long as they live.
+                self.addresses.reserve_exact(1);
                 self.addresses.push(address);
                 return;
             }

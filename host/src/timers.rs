@@ -34,6 +34,9 @@ impl Timers {
         }
         let timer = (Instant::now() + after, tag);
         let at = self.due.partition_point(|set| *set <= timer);
+        // Room for one more, not the four a `Vec` makes at first: most
+        // sessions keep one timer, held as long as they are connected.
+        self.due.reserve_exact(1);
         self.due.insert(at, timer);
         Ok(())
     }
