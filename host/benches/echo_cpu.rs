@@ -18,6 +18,7 @@ mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,19 +35,20 @@ const STANZA_BYTES: usize = 256;
 struct Served {
     child: Child,
     addr: SocketAddr,
-    dir: std::path::PathBuf,
+    dir: PathBuf,
 }
 
 impl Served {
-    fn start(module: &str) -> Self {
+    fn start(module: &Path) -> Self {
+        let name = module.file_stem().and_then(|stem| stem.to_str()).unwrap_or("echo");
         let dir = common::target_dir()
             .join("tmp")
-            .join(format!("echo-cpu-{module}-{}", std::process::id()));
+            .join(format!("echo-cpu-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating the server's directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ej"))
             .args(["serve", "--listen", "127.0.0.1:0", "--module"])
-            .arg(common::example_module_path(module))
+            .arg(module)
             .arg("--data-dir")
             .arg(dir.join("data"))
             .arg("--admin")
@@ -86,7 +88,7 @@ impl Drop for Served {
 }
 
 /// One round of one build: `(µs of server CPU per stanza, stanzas/s)`.
-fn round(runtime: &tokio::runtime::Runtime, module: &str, seconds: f64) -> (f64, f64) {
+fn round(runtime: &tokio::runtime::Runtime, module: &Path, seconds: f64) -> (f64, f64) {
     let served = Served::start(module);
     runtime.block_on(async {
         let stanza = common::message(STANZA_BYTES, "");
@@ -151,17 +153,11 @@ fn main() {
         .expect("building a tokio runtime");
     let builds: Vec<_> = BUILDS
         .iter()
-        .filter(|(name, module)| {
-            let built = common::target_dir().join(format!("guests/{module}.wasm")).is_file();
-            if !built {
-                eprintln!("skipping {name}: {module}.wasm is not built (run `cargo xtask guests`)");
-            }
-            built
-        })
+        .filter_map(|&(name, module)| Some((name, common::built_module_path(module)?)))
         .collect();
     let mut results = vec![(Vec::new(), Vec::new()); builds.len()];
     for round_number in 1..=rounds {
-        for (&&(name, module), (cpu, rate)) in builds.iter().zip(&mut results) {
+        for ((name, module), (cpu, rate)) in builds.iter().zip(&mut results) {
             let (cpu_per_stanza, per_second) = round(&runtime, module, seconds);
             eprintln!(
                 "round {round_number} {name:<10} {cpu_per_stanza:>6.1} µs CPU/stanza {per_second:>9.0} stanzas/s"
@@ -171,7 +167,7 @@ fn main() {
         }
     }
     println!("echo build   server CPU/stanza (median)   stanzas/s (median)   rounds: {rounds} × {seconds} s");
-    for (&&(name, _), (cpu, rate)) in builds.iter().zip(results) {
+    for ((name, _), (cpu, rate)) in builds.iter().zip(results) {
         println!("{name:<12} {:>14.1} µs {:>24.0}", median(cpu), median(rate));
     }
 }

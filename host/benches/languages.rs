@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -48,20 +48,6 @@ const LANGUAGES: &[(&str, &str)] = &[
 const STANZA_BYTES: usize = 1024;
 /// Size of the state every handler is handed (the same JSON in each).
 const STATE_BYTES: usize = 256;
-
-/// A language's echo module, if `cargo xtask guests` has built it.
-fn module_path(name: &str) -> Option<PathBuf> {
-    let path = common::target_dir().join("guests").join(format!("{name}.wasm"));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping {name}: {} is missing (run `cargo xtask guests`, or `cargo xtask bench`)",
-            path.display()
-        );
-        None
-    }
-}
 
 /// What an on-demand instance's store holds: WASI with nothing granted.
 struct PlainCtx {
@@ -176,7 +162,9 @@ impl Fixture {
         };
         eprintln!("language     module size   compile   load from cache");
         for &(name, file) in LANGUAGES {
-            let Some(path) = module_path(file) else { continue };
+            let Some(path) = common::built_module_path(file) else {
+                continue;
+            };
             let language = fixture.load(name, &path, &cache);
             fixture.languages.push(language);
         }

@@ -165,13 +165,13 @@ impl Server {
         self.admin_tool("store", &store, args)
     }
 
-    /// Runs `ej TOOL FLAGS… --admin ADMIN ARGS…`; returns what it printed,
-    /// or fails the test.
     /// What `ej status` prints for this server; fails the test if it fails.
     pub fn status(&self) -> String {
         self.admin_tool("status", &[], &[])
     }
 
+    /// Runs `ej TOOL FLAGS… --admin ADMIN ARGS…`; returns what it printed,
+    /// or fails the test.
     fn admin_tool(&self, tool: &str, flags: &[&str], args: &[&str]) -> String {
         let out = ej()
             .arg(tool)

@@ -81,6 +81,22 @@ pub fn example_module_path(name: &str) -> PathBuf {
     path
 }
 
+/// An example handler as `cargo xtask guests` builds it, if it is built;
+/// else `None`, having said what to run (for benchmarks that compare
+/// builds and go on without a missing one).
+pub fn built_module_path(name: &str) -> Option<PathBuf> {
+    let path = target_dir().join("guests").join(format!("{name}.wasm"));
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping {name}: {} is missing (run `cargo xtask guests`, or `cargo xtask bench`)",
+            path.display()
+        );
+        None
+    }
+}
+
 /// The opening tag of a client stream for `domain`, as the `stream-open`
 /// event carries it.
 pub fn stream_tag(domain: &str) -> String {
