@@ -347,16 +347,36 @@ fn read_now<T>(
 ) -> io::Result<Read<T>> {
     SCRATCH.with_borrow_mut(|scratch| {
         let buf = &mut scratch[..max.min(READ_CHUNK)];
+        let room = buf.len();
+        let read_socket = |buf: &mut [u8]| (&*socket2::SockRef::from(stream)).read(buf);
         let read = if *pending {
             // tokio may believe the socket is drained: ask the socket
             // itself, until it says it is.
-            (&*socket2::SockRef::from(stream)).read(buf)
+            read_socket(buf)
         } else {
-            stream.try_read(buf)
+            // A read that does not fill the buffer emptied the socket:
+            // tokio is told so (as if the read had found nothing), which
+            // saves the read that would only find nothing. Bytes arriving
+            // after it make the socket ready again.
+            let mut short = None;
+            let read = stream.try_io(Interest::READABLE, || {
+                let n = read_socket(&mut *buf)?;
+                if n == 0 || n == room {
+                    return Ok(n);
+                }
+                short = Some(n);
+                Err(io::ErrorKind::WouldBlock.into())
+            });
+            short.map_or(read, Ok)
         };
         match read {
             Ok(0) => Ok(Read::End),
-            Ok(n) => Ok(Read::Bytes(n, take(&buf[..n]))),
+            Ok(n) => {
+                if n < room {
+                    *pending = false;
+                }
+                Ok(Read::Bytes(n, take(&buf[..n])))
+            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 *pending = false;
                 Ok(Read::Nothing)
