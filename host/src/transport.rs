@@ -373,6 +373,7 @@ fn read_now<T>(
             Ok(0) => Ok(Read::End),
             Ok(n) => {
                 if n < room {
+                    // Emptied: the next read waits for the socket again.
                     *pending = false;
                 }
                 Ok(Read::Bytes(n, take(&buf[..n])))
