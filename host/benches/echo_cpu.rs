@@ -45,7 +45,8 @@ const STANZA_BYTES: usize = 256;
 struct Served {
     child: Child,
     addr: SocketAddr,
-    dir: PathBuf,
+    /// Its files, removed when dropped (`ej serve`'s; the bare echo has none).
+    dir: Option<PathBuf>,
 }
 
 impl Served {
@@ -58,11 +59,7 @@ impl Served {
                 // when that closes, even if this process is killed.
                 command.arg("--bare-echo").stdin(Stdio::piped());
                 let (child, addr) = spawn_listening(command);
-                Self {
-                    child,
-                    addr,
-                    dir: PathBuf::new(),
-                }
+                Self { child, addr, dir: None }
             }
         }
     }
@@ -85,7 +82,11 @@ impl Served {
             .arg("--cache-dir")
             .arg(common::target_dir().join("tmp/ej-bench-compile-cache"));
         let (child, addr) = spawn_listening(command);
-        Self { child, addr, dir }
+        Self {
+            child,
+            addr,
+            dir: Some(dir),
+        }
     }
 
     fn cpu_seconds(&self) -> f64 {
@@ -99,8 +100,8 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !self.dir.as_os_str().is_empty() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
