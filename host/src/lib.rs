@@ -35,5 +35,6 @@ pub mod throttle;
 pub mod timers;
 pub mod tls;
 pub mod transport;
+pub mod turn;
 pub mod warning;
 pub mod watch;

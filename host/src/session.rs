@@ -39,6 +39,7 @@ use crate::service::Service;
 use crate::throttle::Rate;
 use crate::timers::{Full, Timers};
 use crate::transport::{Input, Link, ReaderEnd};
+use crate::turn::{Sources, Turns, Work};
 use crate::warning::Warning;
 
 /// The smallest stanza limit a handler may set (`max-stanza`), in bytes.
@@ -105,6 +106,8 @@ pub async fn run(
         module,
         state: Vec::new(),
         framer: framer(limits, limits.max_stanza_bytes),
+        framed: false,
+        turns: Turns::default(),
         max_stanza: limits.max_stanza_bytes,
         header_deadline: Some(tokio::time::Instant::now() + limits.header_timeout),
         stanza_deadline: None,
@@ -149,6 +152,13 @@ struct Session {
     /// The state returned by the last successful event.
     state: Vec<u8>,
     framer: Framer,
+    /// Whether the framer may hold another complete frame: the peer's
+    /// stanzas are handled one per turn of the event loop, so that its
+    /// mailbox and timers take turns with them, and nothing more is read
+    /// from the socket until they are all handled.
+    framed: bool,
+    /// Whether the peer or the mailbox goes next.
+    turns: Turns,
     /// The largest stanza accepted now (`max-stanza`, within the limit).
     max_stanza: usize,
     /// When the peer must have sent its stream header, while one is awaited.
@@ -285,10 +295,27 @@ impl Session {
                     ReaderEnd::Gone => Flow::End(Ending::quietly(CloseReason::Disconnected)),
                 },
                 _ = shutdown.changed() => Flow::End(Ending::shutdown()),
-                Some(delivery) = self.deliveries.recv() => self.dispatch(match delivery {
-                    Delivery::Routed { envelope, .. } => Event::Routed(*envelope),
-                    Delivery::Bounced(envelope) => Event::Undeliverable(*envelope),
-                }).await,
+                work = self.turns.next(Sources {
+                    deliveries: &mut self.deliveries,
+                    input: &mut self.link.input,
+                    reading,
+                    framed: self.framed,
+                }) => match work {
+                    Work::Delivery(delivery) => self.dispatch(match delivery {
+                        Delivery::Routed { envelope, .. } => Event::Routed(*envelope),
+                        Delivery::Bounced(envelope) => Event::Undeliverable(*envelope),
+                    }).await,
+                    Work::Frame => self.next_frame().await,
+                    Work::Input(Some(Input::Data(bytes))) => {
+                        self.framer.push(&bytes);
+                        self.next_frame().await
+                    }
+                    Work::Input(Some(Input::Eof) | None) => Flow::End(Ending::quietly(CloseReason::Disconnected)),
+                    Work::Input(Some(Input::TlsFailed(reason))) => {
+                        log_tls_failure(self.record.id, &self.record.peer, &reason);
+                        Flow::End(Ending::tls_failed())
+                    }
+                },
                 room = self.outgoing.room(), if !self.outgoing.is_empty() => self.advance(room).await,
                 back = self.remote.settled(), if !self.remote.is_empty() => self.settled(back).await,
                 () = sleep_until(self.header_deadline), if reading => Flow::End(Ending::with_error(
@@ -321,14 +348,6 @@ impl Session {
                     }
                     continue;
                 }
-                next = self.link.input.recv(), if reading => match next {
-                    Some(Input::Data(bytes)) => self.on_bytes(&bytes).await,
-                    Some(Input::Eof) | None => Flow::End(Ending::quietly(CloseReason::Disconnected)),
-                    Some(Input::TlsFailed(reason)) => {
-                        log_tls_failure(self.record.id, &self.record.peer, &reason);
-                        Flow::End(Ending::tls_failed())
-                    }
-                },
             };
             let Flow::End(ending) = flow else { continue };
             if ending.reason != CloseReason::Disconnected || !self.detach().await {
@@ -469,46 +488,40 @@ impl Session {
         }
     }
 
-    /// Frames what the peer sent and handles every complete frame.
-    async fn on_bytes(&mut self, bytes: &[u8]) -> Flow {
-        self.framer.push(bytes);
-        loop {
-            if let Some(ending) = self.interrupted() {
-                return Flow::End(ending);
-            }
-            if !self.flowing() {
-                // The rest stays framed-to-be until the routes are through.
+    /// Handles the next complete frame of what the peer sent, if there is
+    /// one; the frames after it wait for the next turn (see `framed`).
+    async fn next_frame(&mut self) -> Flow {
+        if let Some(ending) = self.interrupted() {
+            return Flow::End(ending);
+        }
+        let event = match self.framer.next_frame() {
+            Ok(None) => {
+                self.framed = false;
+                // A stanza begun must be finished in time: no peer holds a
+                // connection by sending a byte now and then.
+                self.stanza_deadline = match self.framer.unframed() {
+                    0 => None,
+                    _ => self
+                        .stanza_deadline
+                        .or_else(|| Some(tokio::time::Instant::now() + self.service.limits.stanza_timeout)),
+                };
                 return Flow::Continue;
             }
-            let event = match self.framer.next_frame() {
-                Ok(None) => {
-                    // A stanza begun must be finished in time: no peer holds
-                    // a connection by sending a byte now and then.
-                    self.stanza_deadline = match self.framer.unframed() {
-                        0 => None,
-                        _ => self
-                            .stanza_deadline
-                            .or_else(|| Some(tokio::time::Instant::now() + self.service.limits.stanza_timeout)),
-                    };
-                    return Flow::Continue;
-                }
-                Ok(Some(Frame::StreamOpen(header))) => {
-                    self.header_deadline = None;
-                    Event::StreamOpen(header)
-                }
-                Ok(Some(Frame::Stanza(stanza))) => Event::Stanza(stanza),
-                Ok(Some(Frame::StreamEnd)) => return Flow::End(Ending::quietly(CloseReason::StreamEnd)),
-                Err(error) => return Flow::End(Ending::from_frame_error(error)),
-            };
-            self.stanza_deadline = None;
-            if let Flow::End(ending) = self.dispatch(event).await {
-                return Flow::End(ending);
+            Ok(Some(Frame::StreamOpen(header))) => {
+                self.header_deadline = None;
+                Event::StreamOpen(header)
             }
-        }
+            Ok(Some(Frame::Stanza(stanza))) => Event::Stanza(stanza),
+            Ok(Some(Frame::StreamEnd)) => return Flow::End(Ending::quietly(CloseReason::StreamEnd)),
+            Err(error) => return Flow::End(Ending::from_frame_error(error)),
+        };
+        self.framed = true;
+        self.stanza_deadline = None;
+        self.dispatch(event).await
     }
 
-    /// Settles the first waiting route with what `room` found, handles what
-    /// came back, and once no route waits, the stanzas already read.
+    /// Settles the first waiting route with what `room` found, and handles
+    /// what came back.
     async fn advance(&mut self, room: Room) -> Flow {
         for event in self.outgoing.advance(room) {
             self.cause(event);
@@ -516,8 +529,7 @@ impl Session {
         self.resume().await
     }
 
-    /// The oldest route to another node settled: handles what came back,
-    /// and once routes flow again, the stanzas already read.
+    /// The oldest route to another node settled: handles what came back.
     async fn settled(&mut self, back: Option<Event>) -> Flow {
         if let Some(event) = back {
             self.cause(event);
@@ -525,18 +537,12 @@ impl Session {
         self.resume().await
     }
 
-    /// After a route settled: the events it caused, then the stanzas
-    /// already read, if routes flow again.
+    /// After a route settled: the events it caused. The stanzas already
+    /// read follow in the next turns, once routes flow again.
     async fn resume(&mut self) -> Flow {
-        if let Some(event) = self.pending.pop_front()
-            && let Flow::End(ending) = self.dispatch(event).await
-        {
-            return Flow::End(ending);
-        }
-        if self.flowing() && self.detached.is_none() {
-            self.on_bytes(&[]).await
-        } else {
-            Flow::Continue
+        match self.pending.pop_front() {
+            Some(event) => self.dispatch(event).await,
+            None => Flow::Continue,
         }
     }
 
