@@ -305,10 +305,10 @@ impl Session {
                         Delivery::Routed { envelope, .. } => Event::Routed(*envelope),
                         Delivery::Bounced(envelope) => Event::Undeliverable(*envelope),
                     }).await,
-                    Work::Frame => self.next_frame().await,
+                    Work::Frame => self.frames().await,
                     Work::Input(Some(Input::Data(bytes))) => {
                         self.framer.push(&bytes);
-                        self.next_frame().await
+                        self.frames().await
                     }
                     Work::Input(Some(Input::Eof) | None) => Flow::End(Ending::quietly(CloseReason::Disconnected)),
                     Work::Input(Some(Input::TlsFailed(reason))) => {
@@ -488,8 +488,21 @@ impl Session {
         }
     }
 
+    /// Handles the complete frames of what the peer sent, one after
+    /// another while nothing else waits: once something was routed to the
+    /// session, the frames left wait for the peer's next turn (see
+    /// `framed`, `turn`).
+    async fn frames(&mut self) -> Flow {
+        loop {
+            let flow = self.next_frame().await;
+            if matches!(flow, Flow::End(_)) || !self.framed || !self.deliveries.is_empty() || !self.flowing() {
+                return flow;
+            }
+        }
+    }
+
     /// Handles the next complete frame of what the peer sent, if there is
-    /// one; the frames after it wait for the next turn (see `framed`).
+    /// one.
     async fn next_frame(&mut self) -> Flow {
         if let Some(ending) = self.interrupted() {
             return Flow::End(ending);

@@ -8,9 +8,11 @@
 //! mailboxes filled with work the server had no time for, and it delivered
 //! about half its capacity. Taking turns, each stanza taken in is matched
 //! by a delivery, so the excess waits in the peers' sockets instead.
+//! (While its mailbox is empty, a session handles the frames of a read
+//! one after another without coming back here: see `Session::frames`.)
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
@@ -48,23 +50,36 @@ pub struct Sources<'a> {
 impl Turns {
     /// Waits for the next piece of work: from the source whose turn it is,
     /// or the other if that one has none.
-    pub async fn next(&mut self, mut sources: Sources<'_>) -> Work {
-        std::future::poll_fn(|cx| {
-            let peer_first = self.peer_next;
-            for peer in [peer_first, !peer_first] {
-                let polled = if peer {
-                    sources.poll_peer(cx)
-                } else {
-                    sources.poll_mailbox(cx)
-                };
-                if let Poll::Ready(work) = polled {
-                    self.peer_next = !peer;
-                    return Poll::Ready(work);
-                }
+    pub fn next<'a>(&'a mut self, sources: Sources<'a>) -> Next<'a> {
+        Next { turns: self, sources }
+    }
+}
+
+/// The future of [`Turns::next`]: a plain struct rather than an `async
+/// fn`'s, because every idle session holds one (32 bytes).
+pub struct Next<'a> {
+    turns: &'a mut Turns,
+    sources: Sources<'a>,
+}
+
+impl Future for Next<'_> {
+    type Output = Work;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Work> {
+        let Next { turns, sources } = self.get_mut();
+        let peer_first = turns.peer_next;
+        for peer in [peer_first, !peer_first] {
+            let polled = if peer {
+                sources.poll_peer(cx)
+            } else {
+                sources.poll_mailbox(cx)
+            };
+            if let Poll::Ready(work) = polled {
+                turns.peer_next = !peer;
+                return Poll::Ready(work);
             }
-            Poll::Pending
-        })
-        .await
+        }
+        Poll::Pending
     }
 }
 
