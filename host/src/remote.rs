@@ -5,13 +5,19 @@
 //! are, the session takes nothing new from its peer or its timers, as
 //! while a local route waits for room (see `outgoing`); past it, a route
 //! comes back `busy` at once.
+//!
+//! Each route is a task of its own. A route looks its address up in the
+//! store, holding one of the store's pooled connections until the answer
+//! is read: as a future only its session's event loop polled, it could
+//! keep that connection while the session ran an event that waited for
+//! one, until the pool's timeout failed the event.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::StreamExt as _;
-use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::bindings::{Envelope, Event};
 use crate::cluster::relay::Relay;
@@ -19,10 +25,7 @@ use crate::metrics::{METRICS, Metrics};
 
 /// A session's routes to other nodes, oldest first.
 pub struct Remote {
-    /// Only ever reached through `&mut self` (`Mutex::get_mut`, no
-    /// locking): the mutex makes the routes, which are `Send` but not
-    /// `Sync`, shareable, so that a session's `&self` may cross an await.
-    routes: Mutex<FuturesOrdered<BoxFuture<'static, Option<Event>>>>,
+    routes: FuturesOrdered<JoinHandle<Option<Event>>>,
     /// How many are on their way.
     len: usize,
     /// Fires once the newest route is published: the next waits for it.
@@ -34,7 +37,7 @@ impl Remote {
     /// At most `max` routes on their way.
     pub fn new(max: usize) -> Self {
         Self {
-            routes: Mutex::default(),
+            routes: FuturesOrdered::new(),
             len: 0,
             newest: None,
             max,
@@ -59,8 +62,8 @@ impl Remote {
         }
         let (published, next) = oneshot::channel();
         let before = self.newest.replace(next);
-        self.routes()
-            .push_back(Box::pin(Arc::clone(relay).route(envelope, before, published)));
+        self.routes
+            .push_back(tokio::spawn(Arc::clone(relay).route(envelope, before, published)));
         self.len += 1;
         None
     }
@@ -68,10 +71,10 @@ impl Remote {
     /// Waits for the oldest route to settle: `Some(event)` if it came back;
     /// forever if none is on its way.
     pub async fn settled(&mut self) -> Option<Event> {
-        match self.routes().next().await {
+        match self.routes.next().await {
             Some(back) => {
                 self.len -= 1;
-                back
+                came_back(back)
             }
             None => std::future::pending().await,
         }
@@ -81,14 +84,16 @@ impl Remote {
     /// another); returns the events for those that came back.
     pub async fn settle_all(&mut self) -> Vec<Event> {
         let mut back = Vec::new();
-        while let Some(settled) = self.routes().next().await {
-            back.extend(settled);
+        while let Some(settled) = self.routes.next().await {
+            back.extend(came_back(settled));
         }
         self.len = 0;
         back
     }
+}
 
-    fn routes(&mut self) -> &mut FuturesOrdered<BoxFuture<'static, Option<Event>>> {
-        self.routes.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// What a route's task ended with. A task that panicked has nothing to
+/// give back (its panic is logged where it happened).
+fn came_back(ended: Result<Option<Event>, tokio::task::JoinError>) -> Option<Event> {
+    ended.unwrap_or(None)
 }

@@ -152,10 +152,10 @@ struct Session {
     /// The state returned by the last successful event.
     state: Vec<u8>,
     framer: Framer,
-    /// Whether the framer may hold another complete frame: the peer's
-    /// stanzas are handled one per turn of the event loop, so that its
-    /// mailbox and timers take turns with them, and nothing more is read
-    /// from the socket until they are all handled.
+    /// Whether the framer may hold another complete frame. While it may,
+    /// nothing more is read from the socket; its frames are handled back
+    /// to back while the mailbox is empty, and a turn each, alternating
+    /// with deliveries, once it is not (see `frames`, `turn`).
     framed: bool,
     /// Whether the peer or the mailbox goes next.
     turns: Turns,
