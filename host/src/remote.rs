@@ -25,6 +25,7 @@ use crate::metrics::{METRICS, Metrics};
 
 /// A session's routes to other nodes, oldest first.
 pub struct Remote {
+    /// Each route's task, settled in the order they were made.
     routes: FuturesOrdered<JoinHandle<Option<Event>>>,
     /// How many are on their way.
     len: usize,
