@@ -34,9 +34,14 @@ def passed(run, limit):
     )
 
 
-def cpu_per_message(run):
+def cpu_per_message(run, part="cpu_us_per_delivered"):
     server = run.get("server") or {}
-    return server.get("cpu_us_per_delivered")
+    return server.get(part)
+
+
+def kernel_per_message(run):
+    """The part of the server's CPU per message spent in the kernel."""
+    return cpu_per_message(run, "cpu_us_per_delivered_system")
 
 
 def fmt(value, digits=0):
@@ -73,6 +78,8 @@ def table(results, limit, command):
                      {s: (r["latency_ms"]["p99"] if r else None) for s, r in at_first.items()}, 1))
         rows.append((f"{users} users at {first:,.0f} msg/s: server CPU µs per delivered message",
                      {s: (cpu_per_message(r) if r else None) for s, r in at_first.items()}, 0))
+        rows.append((f"{users} users at {first:,.0f} msg/s: … of it in the kernel",
+                     {s: (kernel_per_message(r) if r else None) for s, r in at_first.items()}, 0))
         best = {}
         for server in servers:
             mine = [r for r in runs if r["label"] == server and r["users"] == users and not r["idle"]]
@@ -88,6 +95,8 @@ def table(results, limit, command):
                      {s: (b["latency_ms"]["p99"] if b else None) for s, b in best.items()}, 1))
         rows.append((f"{users} users: server CPU µs per delivered message at that rate",
                      {s: (cpu_per_message(b) if b else None) for s, b in best.items()}, 0))
+        rows.append((f"{users} users: … of it in the kernel",
+                     {s: (kernel_per_message(b) if b else None) for s, b in best.items()}, 0))
         rows.append((f"{users} users: logins/s (concurrency {runs[0]['concurrency']})",
                      {s: max((r["logins_per_second"] for r in runs
                               if r["label"] == s and r["users"] == users and not r["idle"]), default=None)
@@ -114,7 +123,7 @@ def table(results, limit, command):
     accounts = (results / "accounts-seconds").read_text().split() if (results / "accounts-seconds").exists() else []
     out.append(f"Run `{results.name}`, reproduced by `{command}`. A step passes when p99 ≤ {limit:g} ms, "
                "nothing is lost, every user logged in and ≥ 95 % of the target rate was delivered; "
-               "rates double until a step fails.")
+               "the rate rises step by step until a step fails.")
     out.append("")
     for line in machine + versions:
         out.append(f"- {line}")
@@ -141,8 +150,8 @@ def table(results, limit, command):
     out.append("Every step:")
     out.append("")
     out.append("| server | users | target msg/s | delivered msg/s | p50 ms | p99 ms | max ms | lost | errors "
-               "| server CPU µs/msg | server RSS after, MB | client CPU s | load average (start) | passed |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+               "| server CPU µs/msg | … in the kernel | server RSS after, MB | client CPU s | load average (start) | passed |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     order = {s: i for i, s in enumerate(NAMES)}
     for r in sorted(runs, key=lambda r: (order.get(r["label"], 9), r["idle"], r["users"], r["rate_target"])):
         server = r.get("server") or {}
@@ -152,7 +161,8 @@ def table(results, limit, command):
             f'| {NAMES.get(r["label"], r["label"])} | {r["users"]:,} | {target} '
             f'| {fmt(r["delivered_per_second"]) if not r["idle"] else "—"} '
             f'| {fmt(r["latency_ms"]["p50"], 1)} | {fmt(r["latency_ms"]["p99"], 1)} | {fmt(r["latency_ms"]["max"], 1)} '
-            f'| {r["lost"]:,} | {errors:,} | {fmt(server.get("cpu_us_per_delivered")) if not r["idle"] else "—"} '
+            f'| {r["lost"]:,} | {errors:,} | {fmt(cpu_per_message(r)) if not r["idle"] else "—"} '
+            f'| {fmt(kernel_per_message(r)) if not r["idle"] else "—"} '
             f'| {fmt(server.get("rss_after_load_bytes", 0) / 1e6)} | {fmt(r["client_cpu_seconds"], 1)} '
             f'| {r["load_average_start"]} | {"idle" if r["idle"] else ("yes" if passed(r, limit) else "**no**")} |'
         )

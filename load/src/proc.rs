@@ -10,6 +10,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub struct Sample {
     /// User plus system CPU time, in seconds, over all its threads.
     pub cpu_seconds: f64,
+    /// The part of `cpu_seconds` spent in the kernel on the process's
+    /// behalf (system calls: the sockets' sends and receives, wake-ups).
+    pub system_seconds: f64,
     /// Resident memory (`VmRSS`), in bytes.
     pub rss_bytes: u64,
 }
@@ -18,21 +21,23 @@ pub struct Sample {
 pub fn sample(pid: u32) -> Result<Sample> {
     let stat =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let (user, system) = cpu_seconds(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))?;
     Ok(Sample {
-        cpu_seconds: cpu_seconds(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))?,
+        cpu_seconds: user + system,
+        system_seconds: system,
         rss_bytes: rss_bytes(&std::fs::read_to_string(format!("/proc/{pid}/status"))?)
             .with_context(|| format!("no VmRSS in /proc/{pid}/status"))?,
     })
 }
 
-/// utime + stime from a `/proc/PID/stat` line. The command name in
-/// parentheses may hold spaces, so fields are counted after its `)`.
-fn cpu_seconds(stat: &str) -> Option<f64> {
+/// utime and stime, in seconds, from a `/proc/PID/stat` line. The command
+/// name in parentheses may hold spaces, so fields are counted after its `)`.
+fn cpu_seconds(stat: &str) -> Option<(f64, f64)> {
     let (_, rest) = stat.rsplit_once(')')?;
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+    Some((utime as f64 / TICKS_PER_SECOND, stime as f64 / TICKS_PER_SECOND))
 }
 
 fn rss_bytes(status: &str) -> Option<u64> {
@@ -48,7 +53,7 @@ mod tests {
     #[test]
     fn parses_stat_and_status() {
         let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
-        assert_eq!(cpu_seconds(stat), Some(3.25));
+        assert_eq!(cpu_seconds(stat), Some((2.5, 0.75)));
         assert_eq!(rss_bytes("Name:\tej\nVmRSS:\t  2048 kB\n"), Some(2 << 20));
         assert_eq!(rss_bytes("Name:\tej\n"), None);
     }

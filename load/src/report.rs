@@ -164,6 +164,14 @@ impl Report {
             (Some(before), Some(login), Some(load)) => {
                 let per_session = (login.rss_bytes as f64 - before.rss_bytes as f64) / logins.max(1) as f64;
                 let load_cpu = load.cpu_seconds - login.cpu_seconds;
+                let load_system = load.system_seconds - login.system_seconds;
+                let per_delivered = |seconds: f64| {
+                    if delivered > 0 {
+                        seconds * 1e6 / delivered as f64
+                    } else {
+                        0.0
+                    }
+                };
                 json!({
                     "pid": readings.pid,
                     "rss_before_login_bytes": before.rss_bytes,
@@ -173,7 +181,9 @@ impl Report {
                     "cpu_login_seconds": login.cpu_seconds - before.cpu_seconds,
                     "cpu_load_seconds": load_cpu,
                     "cpu_us_per_login": if logins > 0 { (login.cpu_seconds - before.cpu_seconds) * 1e6 / logins as f64 } else { 0.0 },
-                    "cpu_us_per_delivered": if delivered > 0 { load_cpu * 1e6 / delivered as f64 } else { 0.0 },
+                    "cpu_load_system_seconds": load_system,
+                    "cpu_us_per_delivered": per_delivered(load_cpu),
+                    "cpu_us_per_delivered_system": per_delivered(load_system),
                 })
             }
             _ => Value::Null,
@@ -309,11 +319,13 @@ impl Report {
                 (
                     "server cpu".into(),
                     format!(
-                        "{:.2} s logging in ({:.0} µs/login), {:.2} s under load ({:.1} µs/delivered message)",
+                        "{:.2} s logging in ({:.0} µs/login), {:.2} s under load ({:.1} µs/delivered message, \
+                         {:.1} of them in the kernel)",
                         num(&server["cpu_login_seconds"]),
                         num(&server["cpu_us_per_login"]),
                         num(&server["cpu_load_seconds"]),
-                        num(&server["cpu_us_per_delivered"])
+                        num(&server["cpu_us_per_delivered"]),
+                        num(&server["cpu_us_per_delivered_system"])
                     ),
                 ),
             ]);
