@@ -11,7 +11,8 @@
 //!
 //! Each for the echo handler built without WASI (`event/…`, the examples'
 //! build) and the same echo built for `wasm32-wasip2` (`event-wasi/…`),
-//! side by side.
+//! side by side; and `event-xmpp/floor`, the floor of the XMPP server
+//! (`examples/xmpp`), which every event of a real XMPP session pays.
 //!
 //! Run with `cargo bench -p ej --bench event` after `cargo xtask guests`.
 
@@ -20,7 +21,8 @@ mod common;
 use std::hint::black_box;
 use std::time::Instant;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 
 use ej::bindings::Event;
 
@@ -96,22 +98,30 @@ fn event(c: &mut Criterion) {
     for &(name, build) in BUILDS {
         measure(c, name, &Fixture::new(build));
     }
+    let mut group = c.benchmark_group("event-xmpp");
+    floor(&mut group, &common::HandlerFixture::new("xmpp"));
+    group.finish();
 }
 
-fn measure(c: &mut Criterion, name: &str, fx: &Fixture) {
-    let mut group = c.benchmark_group(name);
-
+/// A fresh instance of `handler`, dropped at once.
+fn floor(group: &mut BenchmarkGroup<'_, WallTime>, handler: &common::HandlerFixture) {
     group.bench_function("floor", |b| {
         b.iter_custom(|iters| {
-            common::time_each(&fx.runtime, iters, || async {
-                let mut store = fx.sandbox.new_store(&fx.env.env);
-                let instance = fx.module.pre().instantiate_async(&mut store).await;
+            common::time_each(&handler.runtime, iters, || async {
+                let mut store = handler.sandbox.new_store(&handler.env.env);
+                let instance = handler.module.pre().instantiate_async(&mut store).await;
                 black_box(instance.expect("instantiating"));
                 // The instance lives in the store: this frees it.
                 drop(store);
             })
         });
     });
+}
+
+fn measure(c: &mut Criterion, name: &str, fx: &Fixture) {
+    let mut group = c.benchmark_group(name);
+
+    floor(&mut group, fx);
 
     group.bench_function("reused", |b| {
         let mut store = fx.sandbox.new_store(&fx.env.env);
