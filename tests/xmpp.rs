@@ -47,9 +47,14 @@ fn encrypted(server: &Server) -> (Client, String) {
 /// Logs alice in over STARTTLS with PLAIN; returns the client and the
 /// features of its authenticated stream.
 fn authenticated(server: &Server) -> (Client, String) {
+    authenticated_as(server, "alice")
+}
+
+/// The same for `user`, whose password is `USER-password`.
+fn authenticated_as(server: &Server, user: &str) -> (Client, String) {
     let (mut client, features) = encrypted(server);
     assert!(features.contains("<mechanism>PLAIN</mechanism>"), "{features}");
-    let credentials = BASE64.encode(b"\0alice\0alice-password");
+    let credentials = BASE64.encode(format!("\0{user}\0{user}-password"));
     client.send(&format!("<auth xmlns='{SASL}' mechanism='PLAIN'>{credentials}</auth>"));
     client.expect(&format!("<success xmlns='{SASL}'></success>"));
     let features = open(&mut client);
@@ -58,12 +63,17 @@ fn authenticated(server: &Server) -> (Client, String) {
 
 /// Logs alice in over STARTTLS with PLAIN and binds `resource`.
 fn login(server: &Server, resource: &str) -> Client {
-    let (mut client, features) = authenticated(server);
+    login_as(server, "alice", resource)
+}
+
+/// The same for `user` (see `authenticated_as`).
+fn login_as(server: &Server, user: &str, resource: &str) -> Client {
+    let (mut client, features) = authenticated_as(server, user);
     assert!(features.contains("urn:ietf:params:xml:ns:xmpp-bind"), "{features}");
     client.send(&format!(
         "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"
     ));
-    client.read_until(&format!("<jid>alice@localhost/{resource}</jid></bind></iq>"));
+    client.read_until(&format!("<jid>{user}@localhost/{resource}</jid></bind></iq>"));
     client
 }
 
@@ -684,6 +694,85 @@ fn large_messages_shorten_an_archive_page_and_a_room_refuses_what_it_could_not_d
     for occupant in &mut occupants {
         occupant.read_until("<body>hello</body>");
     }
+    assert!(server.crashes().is_empty(), "{:?}", server.crashes());
+}
+
+/// The `id` of the stanza-id `by` put on `message`.
+fn stanza_id<'a>(message: &'a str, by: &str) -> &'a str {
+    let tag = message
+        .split("<stanza-id ")
+        .skip(1)
+        .find(|tag| tag.contains(&format!("by='{by}'")))
+        .unwrap_or_else(|| panic!("no stanza-id by {by}: {message}"));
+    between(tag, "id='", "'")
+}
+
+#[test]
+fn a_message_is_archived_once_for_its_receiver_and_every_session_gets_that_stanza_id() {
+    let server = server(&[]);
+    server.command(&["user", "add", "bob", "bob-password"]);
+    let mut alice = login(&server, "desk");
+    let mut sessions: Vec<Client> = ["desk", "phone"]
+        .iter()
+        .map(|resource| {
+            let mut bob = login_as(&server, "bob", resource);
+            bob.send("<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>");
+            read_iq(&mut bob, "sync");
+            bob
+        })
+        .collect();
+    // To the bare JID, with a stanza-id of the client's own making (which
+    // the server removes): both sessions, one id.
+    alice.send(
+        "<message to='bob@localhost' type='chat' id='m1'><body>one</body>\
+         <stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='bob@localhost'/></message>",
+    );
+    let copies: Vec<String> = sessions.iter_mut().map(|bob| bob.read_until("</message>")).collect();
+    assert!(
+        copies
+            .iter()
+            .all(|copy| copy.contains("<body>one</body>") && !copy.contains("forged")),
+        "{copies:?}"
+    );
+    let first = stanza_id(&copies[0], "bob@localhost").to_owned();
+    assert_eq!(stanza_id(&copies[1], "bob@localhost"), first);
+    // To one session.
+    alice.send("<message to='bob@localhost/phone' type='chat' id='m2'><body>two</body></message>");
+    let second = sessions[1].read_until("</message>");
+    let second = stanza_id(&second, "bob@localhost").to_owned();
+    assert_ne!(second, first);
+
+    // Offline: archived on arrival, the kept copy carrying the id.
+    for mut bob in sessions {
+        bob.send("</stream:stream>");
+        bob.read_to_end();
+    }
+    alice.send("<message to='bob@localhost' type='chat' id='m3'><body>three</body></message>");
+    alice.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>");
+    read_iq(&mut alice, "sync");
+    let mut bob = login_as(&server, "bob", "laptop");
+    bob.send("<presence/>");
+    let kept = bob.read_until("<body>three</body>");
+    let kept = kept + &bob.read_until("</message>");
+    let third = stanza_id(&kept, "bob@localhost").to_owned();
+
+    // bob's archive holds each once, under the ids his sessions got.
+    bob.send("<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2'/></iq>");
+    let page = bob.read_until("</fin></iq>");
+    let archived: Vec<(&str, &str)> = page
+        .split("<result ")
+        .skip(1)
+        .map(|result| (between(result, " id='", "'"), between(result, "<body>", "</body>")))
+        .collect();
+    assert_eq!(
+        archived,
+        [
+            (first.as_str(), "one"),
+            (second.as_str(), "two"),
+            (third.as_str(), "three")
+        ],
+        "{page}"
+    );
     assert!(server.crashes().is_empty(), "{:?}", server.crashes());
 }
 

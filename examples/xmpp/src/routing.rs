@@ -61,6 +61,9 @@ pub fn arrived(session: &mut Session, cx: &mut Context, payload: &str) -> Result
         stream::error(cx, "not-authorized", "the account was removed");
         return Ok(());
     }
+    if let Some(incoming) = message::Incoming::unwrap(payload) {
+        return message::incoming(session, cx, incoming?);
+    }
     let el = ej_guest::xml::Element::parse(payload)?;
     // What rooms say reaches occupants whatever their presence says.
     if el.attr("from").is_some_and(|from| muc::is_service(session, from)) {
@@ -118,6 +121,9 @@ pub fn bounced(session: &mut Session, cx: &mut Context, address: &str, payload: 
     if registry::lookup(address, 1).first().map(String::as_str) == Some(address) {
         return busy(session, cx, payload);
     }
+    if let Some(incoming) = message::Incoming::unwrap(payload) {
+        return message::incoming_again(cx, incoming?);
+    }
     let el = Element::parse(payload)?;
     if el.attr("from").is_some_and(|from| muc::is_service(session, from)) {
         return muc::bounced(session, cx, &el);
@@ -145,7 +151,10 @@ pub fn busy(session: &Session, cx: &mut Context, payload: &str) -> Result<(), St
     if payload == CONFLICT || payload == REMOVED {
         return Ok(());
     }
-    let el = Element::parse(payload)?;
+    let el = match message::Incoming::unwrap(payload) {
+        Some(incoming) => incoming?.message,
+        None => Element::parse(payload)?,
+    };
     if matches!(el.name.as_str(), "message" | "iq") && el.attr("from") == Some(session.full().as_str()) {
         stanza::refuse(cx, &el, Condition::ResourceConstraint);
     }

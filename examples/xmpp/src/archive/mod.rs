@@ -213,6 +213,12 @@ pub fn with_stanza_id(message: &str, by: &str, id: Option<&str>) -> Result<Strin
 
 /// The same for a message already parsed.
 pub fn element_with_stanza_id(mut el: Element, by: &str, id: Option<&str>) -> String {
+    set_stanza_id(&mut el, by, id);
+    el.to_xml()
+}
+
+/// Removes a message's stanza-ids, and adds `id` from `by`.
+pub fn set_stanza_id(el: &mut Element, by: &str, id: Option<&str>) {
     el.children
         .retain(|node| !matches!(node, Node::Element(child) if child.name == "stanza-id" && child.ns == SID));
     if let Some(id) = id {
@@ -220,5 +226,4 @@ pub fn element_with_stanza_id(mut el: Element, by: &str, id: Option<&str>) -> St
             Element::new("stanza-id", SID).with("id", id).with("by", by),
         ));
     }
-    el.to_xml()
 }

@@ -208,5 +208,5 @@ fn send_to(cx: &mut Context, session: &Session, to: &str, message: Element) -> R
         return Ok(());
     }
     let stanza = message.with("to", to).to_xml();
-    message::deliver(cx, &stanza, &target, None)
+    message::deliver(cx, &stanza, &target, None, false)
 }
