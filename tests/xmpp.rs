@@ -3,8 +3,10 @@
 //! stanzas, PLAIN in the clear, oversized stanzas, repeated failures),
 //! SASL2 with Bind2 and FAST tokens written out by hand, the
 //! stanza errors it answers with, the operator's account commands (which
-//! never log a password), in-band registration behind its switch, and a hot
-//! swap of the handler in the middle of a session. Real client libraries
+//! never log a password), in-band registration behind its switch, a hot
+//! swap of the handler in the middle of a session, and archives (one
+//! append and one stanza-id per received message, the operator's limit, an
+//! archive kept in the earlier layout). Real client libraries
 //! are driven in `xmpp_slixmpp.rs` and `xmpp_xmpp_js.rs`.
 
 mod common;
@@ -707,6 +709,30 @@ fn stanza_id<'a>(message: &'a str, by: &str) -> &'a str {
     between(tag, "id='", "'")
 }
 
+/// The id and body of each archived message on a page of results.
+fn results(page: &str) -> Vec<(&str, &str)> {
+    page.split("<result ")
+        .skip(1)
+        .map(|result| (between(result, " id='", "'"), between(result, "<body>", "</body>")))
+        .collect()
+}
+
+/// Asks for `client`'s archived messages (with `with`, if given); returns
+/// the page.
+fn query_archive(client: &mut Client, with: Option<&str>) -> String {
+    let form = with.map_or_else(String::new, |with| {
+        format!(
+            "<x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>\
+             <field var='with'><value>{with}</value></field></x>"
+        )
+    });
+    client.send(&format!(
+        "<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2'>{form}</query></iq>"
+    ));
+    client.read_until("</fin></iq>")
+}
+
 #[test]
 fn a_message_is_archived_once_for_its_receiver_and_every_session_gets_that_stanza_id() {
     let server = server(&[]);
@@ -757,13 +783,8 @@ fn a_message_is_archived_once_for_its_receiver_and_every_session_gets_that_stanz
     let third = stanza_id(&kept, "bob@localhost").to_owned();
 
     // bob's archive holds each once, under the ids his sessions got.
-    bob.send("<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2'/></iq>");
-    let page = bob.read_until("</fin></iq>");
-    let archived: Vec<(&str, &str)> = page
-        .split("<result ")
-        .skip(1)
-        .map(|result| (between(result, " id='", "'"), between(result, "<body>", "</body>")))
-        .collect();
+    let page = query_archive(&mut bob, None);
+    let archived = results(&page);
     assert_eq!(
         archived,
         [
@@ -773,6 +794,85 @@ fn a_message_is_archived_once_for_its_receiver_and_every_session_gets_that_stanz
         ],
         "{page}"
     );
+    assert!(server.crashes().is_empty(), "{:?}", server.crashes());
+}
+
+#[test]
+fn an_archive_kept_in_the_earlier_layout_is_read_and_appended_to() {
+    let server = server(&[]);
+    server.command(&["user", "add", "bob", "bob-password"]);
+    // alice's archive as the handler kept it before each run moved beside
+    // the keys it numbers: two messages from bob, the records' run in the
+    // head, the conversation's in a span of its own.
+    let archive = "mam/alice@localhost";
+    let generation = format!("{archive}/oldgen01");
+    server.store(&["put", archive, r#"{"generation":"oldgen01","first":0,"next":2}"#]);
+    for n in 0..2u64 {
+        let message = format!(
+            "<message from='bob@localhost/desk' to='alice@localhost' type='chat'><body>old{n}</body></message>"
+        );
+        let record =
+            serde_json::json!({"with": "bob@localhost", "place": n, "time": 1_700_000_000 + n, "message": message});
+        server.store(&["put", &format!("{generation}/record/{n:020}"), &record.to_string()]);
+        server.store(&[
+            "put",
+            &format!("{generation}/place/bob@localhost/{n:020}"),
+            &n.to_string(),
+        ]);
+    }
+    server.store(&[
+        "put",
+        &format!("{generation}/span/bob@localhost"),
+        r#"{"first":0,"next":2}"#,
+    ]);
+
+    let mut alice = login(&server, "desk");
+    alice.send("<message to='bob@localhost' type='chat' id='new'><body>new</body></message>");
+    let page = query_archive(&mut alice, Some("bob@localhost"));
+    let archived = results(&page);
+    assert_eq!(
+        archived,
+        [("oldgen01-0", "old0"), ("oldgen01-1", "old1"), ("oldgen01-2", "new")],
+        "{page}"
+    );
+    // The runs now sit beside their keys, and the old span is gone.
+    assert_eq!(
+        server.store(&["get", &format!("{generation}/record/~")]).trim(),
+        r#"{"first":0,"next":3}"#
+    );
+    assert_eq!(
+        server
+            .store(&["get", &format!("{generation}/place/bob@localhost/~")])
+            .trim(),
+        r#"{"first":0,"next":3}"#
+    );
+    assert_eq!(server.store(&["list", &format!("{generation}/span/")]).trim(), "");
+    assert!(server.crashes().is_empty(), "{:?}", server.crashes());
+}
+
+#[test]
+fn an_archive_over_the_operators_limit_forgets_its_oldest_messages() {
+    let server = server(&[]);
+    server.command(&["user", "add", "bob", "bob-password"]);
+    server.command(&["config", "archive-limit", "3"]);
+    let mut alice = login(&server, "desk");
+    // One to herself, then four to bob: five in her archive, over three.
+    alice.send("<message to='alice@localhost' type='chat' id='m0'><body>m0</body></message>");
+    for n in 1..5 {
+        alice.send(&format!(
+            "<message to='bob@localhost' type='chat' id='m{n}'><body>m{n}</body></message>"
+        ));
+    }
+    let bodies = |page: &str| -> Vec<String> { results(page).into_iter().map(|(_, body)| body.to_owned()).collect() };
+    assert_eq!(bodies(&query_archive(&mut alice, None)), ["m2", "m3", "m4"]);
+    assert_eq!(
+        bodies(&query_archive(&mut alice, Some("bob@localhost"))),
+        ["m2", "m3", "m4"]
+    );
+    assert!(bodies(&query_archive(&mut alice, Some("alice@localhost"))).is_empty());
+    // The conversation with herself went whole, its run with it.
+    let keys = server.store(&["list", "mam/alice@localhost/"]);
+    assert!(!keys.contains("/place/alice@localhost/"), "{keys}");
     assert!(server.crashes().is_empty(), "{:?}", server.crashes());
 }
 

@@ -124,7 +124,14 @@ pub fn archive_record(owner: &str, generation: &str, seq: u64) -> String {
     format!("mam/{owner}/{generation}/record/{seq:020}")
 }
 
-/// Where an archive's conversation with `with` begins and ends.
+/// Where an archive's records begin and end (`archive::Run`): right
+/// after the newest record (`~` sorts after digits).
+pub fn archive_records(owner: &str, generation: &str) -> String {
+    format!("mam/{owner}/{generation}/record/~")
+}
+
+/// Where an archive's conversation with `with` began and ended, in
+/// archives made before `archive_places`.
 pub fn archive_span(owner: &str, generation: &str, with: &str) -> String {
     format!("mam/{owner}/{generation}/span/{with}")
 }
@@ -132,6 +139,12 @@ pub fn archive_span(owner: &str, generation: &str, with: &str) -> String {
 /// Which record is at `place` in an archive's conversation with `with`.
 pub fn archive_place(owner: &str, generation: &str, with: &str, place: u64) -> String {
     format!("mam/{owner}/{generation}/place/{with}/{place:020}")
+}
+
+/// Where an archive's conversation with `with` begins and ends
+/// (`archive::Run`): right after its newest place.
+pub fn archive_places(owner: &str, generation: &str, with: &str) -> String {
+    format!("mam/{owner}/{generation}/place/{with}/~")
 }
 
 /// What an account wants archived (`archive::prefs::Prefs`).

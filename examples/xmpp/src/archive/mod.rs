@@ -36,7 +36,10 @@ const DEFAULT_LIMIT: u64 = 10_000;
 /// The largest limit the operator may set.
 pub const MAX_LIMIT: u64 = 10_000_000;
 
-/// The head of an archive.
+/// The head of an archive, at `keys::archive`: its generation, written
+/// when the archive is made. Archives made before their runs moved beside
+/// the keys they end (see [`Archive`]) keep their records' run here, until
+/// their next append writes it in its place.
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct Head {
     generation: String,
@@ -57,30 +60,48 @@ pub struct Record {
     pub message: String,
 }
 
-/// A conversation's run of pointers: places `first..next`.
-#[derive(Default, Serialize, Deserialize)]
-struct Span {
+/// A run of numbers, `first..next`: an archive's records, or a
+/// conversation's places.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Run {
     first: u64,
     next: u64,
 }
 
 /// One account's or room's archive.
+///
+/// Each run is kept right after the keys it numbers (`keys::archive_records`
+/// after the records, `keys::archive_places` after the conversation's
+/// places), so that the store keeps it on the page that the next append
+/// changes anyway: an append changes two pages, where a head and spans
+/// kept apart made it four (the store writes every page a commit changes).
 pub struct Archive {
     /// The bare JID it belongs to.
     owner: String,
-    head: Head,
+    generation: String,
+    records: Run,
+    /// Whether the head is still to be written (a new archive).
+    new: bool,
 }
 
 impl Archive {
     /// The archive of `owner` (a bare JID), empty if it has none yet.
     pub fn open(owner: &str) -> Result<Self, String> {
-        let head = store::get_json(&keys::archive(owner))?.unwrap_or_else(|| Head {
+        let stored: Option<Head> = store::get_json(&keys::archive(owner))?;
+        let new = stored.is_none();
+        let head = stored.unwrap_or_else(|| Head {
             generation: crate::stream::random_id()[..8].to_owned(),
             ..Head::default()
         });
+        let records = store::get_json(&keys::archive_records(owner, &head.generation))?.unwrap_or(Run {
+            first: head.first,
+            next: head.next,
+        });
         Ok(Self {
             owner: owner.to_owned(),
-            head,
+            generation: head.generation,
+            records,
+            new,
         })
     }
 
@@ -91,43 +112,69 @@ impl Archive {
 
     /// Archives `message` in the conversation with `with`; returns its id.
     pub fn append(&mut self, with: &str, message: &str) -> Result<String, String> {
-        let span_key = keys::archive_span(&self.owner, &self.head.generation, with);
-        let mut span: Span = store::get_json(&span_key)?.unwrap_or_default();
-        let seq = self.head.next;
+        let (mut places, legacy) = self.places(with)?;
+        let seq = self.records.next;
         let record = Record {
             with: with.to_owned(),
-            place: span.next,
+            place: places.next,
             time: time::now(),
             message: message.to_owned(),
         };
         store::put_json(&self.record_key(seq), &record)?;
-        store::put(&self.place_key(with, span.next), seq.to_string().as_bytes());
-        span.next += 1;
-        store::put_json(&span_key, &span)?;
-        self.head.next += 1;
-        if self.head.next - self.head.first > limit() {
+        store::put(&self.place_key(with, places.next), seq.to_string().as_bytes());
+        places.next += 1;
+        self.set_places(with, &places, legacy)?;
+        self.records.next += 1;
+        if self.records.next - self.records.first > limit() {
             self.forget_oldest()?;
         }
-        store::put_json(&keys::archive(&self.owner), &self.head)?;
+        store::put_json(&keys::archive_records(&self.owner, &self.generation), &self.records)?;
+        if self.new {
+            let head = Head {
+                generation: self.generation.clone(),
+                ..Head::default()
+            };
+            store::put_json(&keys::archive(&self.owner), &head)?;
+            self.new = false;
+        }
         Ok(self.id(seq))
     }
 
     /// Forgets the oldest record, and its pointer.
     fn forget_oldest(&mut self) -> Result<(), String> {
-        let seq = self.head.first;
-        self.head.first += 1;
+        let seq = self.records.first;
+        self.records.first += 1;
         let Some(record) = self.record(seq)? else {
             return Ok(());
         };
         store::delete(&self.record_key(seq));
         store::delete(&self.place_key(&record.with, record.place));
-        let span_key = keys::archive_span(&self.owner, &self.head.generation, &record.with);
-        let mut span: Span = store::get_json(&span_key)?.unwrap_or_default();
-        span.first = record.place + 1;
-        if span.first >= span.next {
-            store::delete(&span_key);
+        let (mut places, legacy) = self.places(&record.with)?;
+        places.first = record.place + 1;
+        self.set_places(&record.with, &places, legacy)
+    }
+
+    /// The run of places of the conversation with `with`, and whether it
+    /// was found where archives made before kept it (`keys::archive_span`).
+    fn places(&self, with: &str) -> Result<(Run, bool), String> {
+        if let Some(places) = store::get_json(&keys::archive_places(&self.owner, &self.generation, with))? {
+            return Ok((places, false));
+        }
+        let legacy: Option<Run> = store::get_json(&keys::archive_span(&self.owner, &self.generation, with))?;
+        Ok((legacy.clone().unwrap_or_default(), legacy.is_some()))
+    }
+
+    /// Keeps the run of places of the conversation with `with` (forgetting
+    /// an empty one), and forgets where archives made before kept it.
+    fn set_places(&self, with: &str, places: &Run, legacy: bool) -> Result<(), String> {
+        let key = keys::archive_places(&self.owner, &self.generation, with);
+        if places.first >= places.next {
+            store::delete(&key);
         } else {
-            store::put_json(&span_key, &span)?;
+            store::put_json(&key, places)?;
+        }
+        if legacy {
+            store::delete(&keys::archive_span(&self.owner, &self.generation, with));
         }
         Ok(())
     }
@@ -139,27 +186,26 @@ impl Archive {
 
     /// The id of record `seq` (what stanza-ids and paging name).
     pub fn id(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.head.generation)
+        format!("{}-{seq}", self.generation)
     }
 
     /// The record number an id names, if it is one of this archive's.
     pub fn seq(&self, id: &str) -> Option<u64> {
         let (generation, seq) = id.split_once('-')?;
         let seq = seq.parse().ok()?;
-        (generation == self.head.generation && (self.head.first..self.head.next).contains(&seq)).then_some(seq)
+        (generation == self.generation && self.all().contains(&seq)).then_some(seq)
     }
 
     /// Every record's number: `first..next`.
     pub fn all(&self) -> std::ops::Range<u64> {
-        self.head.first..self.head.next
+        self.records.first..self.records.next
     }
 
     /// The places of the conversation with `with`, and the record each
     /// points to.
     pub fn conversation(&self, with: &str) -> Result<std::ops::Range<u64>, String> {
-        let span: Span =
-            store::get_json(&keys::archive_span(&self.owner, &self.head.generation, with))?.unwrap_or_default();
-        Ok(span.first..span.next)
+        let (places, _) = self.places(with)?;
+        Ok(places.first..places.next)
     }
 
     /// The record number at `place` in the conversation with `with`.
@@ -169,18 +215,18 @@ impl Archive {
 
     /// The last `count` records, oldest first.
     pub fn last(&self, count: u64) -> Result<Vec<Record>, String> {
-        let start = self.head.next.saturating_sub(count).max(self.head.first);
-        (start..self.head.next)
+        let start = self.records.next.saturating_sub(count).max(self.records.first);
+        (start..self.records.next)
             .filter_map(|seq| self.record(seq).transpose())
             .collect()
     }
 
     fn record_key(&self, seq: u64) -> String {
-        keys::archive_record(&self.owner, &self.head.generation, seq)
+        keys::archive_record(&self.owner, &self.generation, seq)
     }
 
     fn place_key(&self, with: &str, place: u64) -> String {
-        keys::archive_place(&self.owner, &self.head.generation, with, place)
+        keys::archive_place(&self.owner, &self.generation, with, place)
     }
 }
 
