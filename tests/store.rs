@@ -125,6 +125,9 @@ fn an_event_over_the_write_limit_faults_and_writes_nothing() {
     assert_eq!(get(&mut client, "big"), missing("big"));
 }
 
+/// What the server logs when it opens a store that was not closed.
+const REPAIRING: &str = "the store was not closed cleanly: checking and repairing it";
+
 #[test]
 fn stored_values_survive_a_graceful_restart() {
     let server = Server::start("faulty", &[]);
@@ -139,6 +142,8 @@ fn stored_values_survive_a_graceful_restart() {
 
     let server = server.restart("TERM");
     assert!(client.read_to_end().contains("<system-shutdown"));
+    // The store was closed, not left to be repaired (which reads all of it).
+    assert_eq!(server.logs_of(REPAIRING), Vec::<serde_json::Value>::new());
     let mut client = server.open();
     let entries: String = (0..20)
         .map(|i| format!("<entry key='restart/{i:02}'>v{i}</entry>"))
@@ -168,6 +173,7 @@ fn writes_whose_replies_arrived_survive_kill_9() {
         }
     }
     let server = server.restart("KILL");
+    server.wait_for_log(REPAIRING, |_| true);
     let mut client = server.open();
     for w in 0..writers.len() {
         let entries: String = (0..N)

@@ -214,6 +214,20 @@ impl Db {
     }
 }
 
+impl Drop for Db {
+    /// Closes the store cleanly: the writer commits what is queued and
+    /// stops, and only then does the embedded store's file close, before
+    /// the process ends (a file left open is checked and repaired on the
+    /// next start, which reads all of it).
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.writer, closed));
+        if let Backend::Embedded(embedded) = &mut self.backend {
+            embedded.wait_for_writer();
+        }
+    }
+}
+
 impl Snapshot {
     /// Every commit up to this one is visible (later ones may be too).
     pub fn seq(&self) -> u64 {

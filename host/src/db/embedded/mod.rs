@@ -25,6 +25,8 @@ const FILE: &str = "store.redb";
 pub struct Embedded {
     database: Arc<Database>,
     counters: Arc<Counters>,
+    /// The writer's thread, until it has stopped.
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Embedded {
@@ -38,19 +40,38 @@ impl Embedded {
             .create(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join(FILE);
-        let database = Database::create(&path).map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::Error::new(InUse(path.clone())),
-            other => anyhow!("opening {}: {other}", path.display()),
-        })?;
+        let warned = std::sync::Once::new();
+        let database = Database::builder()
+            .set_repair_callback(move |_| {
+                warned.call_once(|| tracing::warn!("the store was not closed cleanly: checking and repairing it"));
+            })
+            .create(&path)
+            .map_err(|error| match error {
+                redb::DatabaseError::DatabaseAlreadyOpen => anyhow::Error::new(InUse(path.clone())),
+                other => anyhow!("opening {}: {other}", path.display()),
+            })?;
         let database = Arc::new(database);
         // Create the table, so that reads never find it missing.
         writer::write(&database, [&WriteSet::new()])?;
         let owner = writer::Writer::new(Arc::clone(&database), Arc::clone(&counters));
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("ej-store-writer".into())
             .spawn(move || owner.run(queue))
             .context("starting the store writer")?;
-        Ok(Self { database, counters })
+        Ok(Self {
+            database,
+            counters,
+            writer: Some(writer),
+        })
+    }
+
+    /// Waits for the writer to stop (every sender of its queue gone).
+    pub fn wait_for_writer(&mut self) {
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the store writer panicked");
+        }
     }
 
     pub fn snapshot(&self) -> Result<Snapshot> {
