@@ -39,7 +39,7 @@ impl Sorted {
                 refused.push(commit);
                 continue;
             }
-            history.record(next, commit.transaction.writes.keys().cloned().collect());
+            history.record(next, commit.transaction.writes.keys().map(String::as_str));
             next += 1;
             accepted.push(commit);
         }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::Transaction;
 
@@ -99,11 +100,13 @@ pub(super) const HISTORY_BYTES: usize = 16 * 1024 * 1024;
 /// not how many commits came after its snapshot: walking those commits
 /// instead made a batch's validation grow with the square of the writer's
 /// queue, and took over half the server's CPU once 2,000 sessions
-/// overloaded it.
+/// overloaded it. The list and the index share each key's bytes: one
+/// allocation per written key on the writer's thread, whose time bounds
+/// the store's commits.
 pub(super) struct History {
-    commits: VecDeque<(u64, Vec<String>)>,
+    commits: VecDeque<(u64, Vec<Arc<str>>)>,
     /// The newest commit in `commits` to write each key it holds.
-    latest: BTreeMap<String, u64>,
+    latest: BTreeMap<Arc<str>, u64>,
     bytes: usize,
     capacity: usize,
     /// The newest commit no longer kept.
@@ -136,7 +139,7 @@ impl History {
         }
         let mut stale = ReadSet::default();
         for key in &reads.keys {
-            if self.latest.get(key).is_some_and(|&seq| seq > snapshot) {
+            if self.latest.get(key.as_str()).is_some_and(|&seq| seq > snapshot) {
                 stale.key(key);
             }
         }
@@ -154,11 +157,16 @@ impl History {
     }
 
     /// Records that commit `seq` wrote `keys`.
-    pub fn record(&mut self, seq: u64, keys: Vec<String>) {
-        self.bytes += keys.iter().map(String::len).sum::<usize>();
+    pub fn record<'a>(&mut self, seq: u64, keys: impl IntoIterator<Item = &'a str>) {
+        let keys: Vec<Arc<str>> = keys.into_iter().map(Arc::from).collect();
+        self.bytes += key_bytes(&keys);
         for key in &keys {
-            let latest = self.latest.entry(key.clone()).or_insert(seq);
-            *latest = (*latest).max(seq);
+            match self.latest.get_mut(key) {
+                Some(latest) => *latest = (*latest).max(seq),
+                None => {
+                    self.latest.insert(key.clone(), seq);
+                }
+            }
         }
         self.commits.push_back((seq, keys));
     }
@@ -168,7 +176,7 @@ impl History {
         let mut undone = Vec::new();
         while self.commits.back().is_some_and(|(last, _)| *last >= seq) {
             let (_, keys) = self.commits.pop_back().expect("checked above");
-            self.bytes -= keys.iter().map(String::len).sum::<usize>();
+            self.bytes -= key_bytes(&keys);
             undone.extend(keys);
         }
         // What the undone commits wrote was last written, if at all, by
@@ -202,7 +210,7 @@ impl History {
     /// Drops the oldest commit kept, if any; returns its number.
     fn forget_oldest(&mut self) -> Option<u64> {
         let (seq, keys) = self.commits.pop_front()?;
-        self.bytes -= keys.iter().map(String::len).sum::<usize>();
+        self.bytes -= key_bytes(&keys);
         for key in keys {
             if self.latest.get(&key) == Some(&seq) {
                 self.latest.remove(&key);
@@ -210,6 +218,11 @@ impl History {
         }
         Some(seq)
     }
+}
+
+/// The bytes of `keys`, as `HISTORY_BYTES` counts them.
+fn key_bytes(keys: &[Arc<str>]) -> usize {
+    keys.iter().map(|key| key.len()).sum()
 }
 
 #[cfg(test)]
@@ -239,8 +252,8 @@ mod tests {
     #[test]
     fn only_writes_after_the_snapshot_to_what_was_read_conflict() {
         let mut history = History::new(1 << 20);
-        history.record(1, vec!["a".into()]);
-        history.record(2, vec!["room:1:carol".into()]);
+        history.record(1, ["a"]);
+        history.record(2, ["room:1:carol"]);
         // Keys, present or absent.
         assert!(reading(0, &["a"], &[]).reads.touches("a"));
         assert_eq!(stale(&history, &reading(0, &["a"], &[])), Some(vec!["key a".into()]));
@@ -271,8 +284,8 @@ mod tests {
     #[test]
     fn the_index_of_latest_writes_follows_the_commits_kept() {
         let mut history = History::new(1 << 20);
-        history.record(1, vec!["k".into()]);
-        history.record(2, vec!["k".into(), "j".into()]);
+        history.record(1, ["k"]);
+        history.record(2, ["k", "j"]);
         history.undo_from(2);
         // Commit 1's write of k still counts; commit 2's of j never did.
         assert_eq!(
@@ -287,8 +300,8 @@ mod tests {
     #[test]
     fn a_snapshot_older_than_the_history_conflicts_and_undone_commits_do_not() {
         let mut history = History::new(4);
-        history.record(1, vec!["abc".into()]);
-        history.record(2, vec!["de".into()]);
+        history.record(1, ["abc"]);
+        history.record(2, ["de"]);
         history.trim();
         let unknown = reading(0, &["zzz", "y"], &[]);
         assert_eq!(
@@ -297,7 +310,7 @@ mod tests {
             "commit 1 was forgotten: all of it may be stale"
         );
         assert_eq!(stale(&history, &reading(1, &["zzz"], &[])), None);
-        history.record(3, vec!["zzz".into()]);
+        history.record(3, ["zzz"]);
         history.undo_from(3);
         assert_eq!(stale(&history, &reading(1, &["zzz"], &[])), None);
     }

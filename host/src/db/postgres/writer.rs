@@ -145,7 +145,7 @@ impl Writer {
                 // Trimmed from the log before this node read it.
                 self.history.forget_through(first as u64 - 1);
             }
-            self.history.record(seq as u64, keys);
+            self.history.record(seq as u64, keys.iter().map(String::as_str));
             next = seq as u64 + 1;
         }
         if head >= next {
