@@ -394,7 +394,7 @@ impl Direct {
             .expect("creating a sandbox");
         let module = Module::load(&sandbox, &echo.module).expect("loading the module");
         let env = ej::imports::Env {
-            db: std::sync::Arc::new(ej::db::Db::open(&scratch.path("data")).expect("opening a store")),
+            db: std::sync::Arc::new(ej::db::Db::open(&scratch.path("data"), ej::db::CACHE).expect("opening a store")),
             registry: std::sync::Arc::new(ej::registry::Registry::default()),
             holds: std::sync::Arc::default(),
             cluster: None,

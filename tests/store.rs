@@ -155,6 +155,27 @@ fn stored_values_survive_a_graceful_restart() {
 }
 
 #[test]
+fn a_store_larger_than_its_cache_reads_back_whole() {
+    // 64 KiB of cache for 1 MiB of values: pages are dropped and read
+    // again from the file, before and after a restart.
+    let server = Server::start("faulty", &["--store-cache", "64KiB"]);
+    let mut client = server.open();
+    let fill = |i: usize| format!("{i:04}").repeat(1024);
+    for i in 0..256 {
+        put(&mut client, &format!("big/{i:03}"), &fill(i));
+    }
+    let read_all = |server: &Server| {
+        let mut client = server.open();
+        for i in (0..256).rev() {
+            let key = format!("big/{i:03}");
+            assert_eq!(get(&mut client, &key), value(&key, &fill(i)));
+        }
+    };
+    read_all(&server);
+    read_all(&server.restart("TERM"));
+}
+
+#[test]
 fn writes_whose_replies_arrived_survive_kill_9() {
     const N: usize = 200;
     let server = Server::start("faulty", &[]);

@@ -155,6 +155,11 @@ pub struct StoreArgs {
     /// local certificate.
     #[arg(long, value_name = "DIR", default_value = "ej-data")]
     pub data_dir: PathBuf,
+    /// Memory the embedded store keeps of its file's pages (read, and
+    /// written but not yet on disk); past it the least used are dropped
+    /// and read again from the file when needed.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub store_cache: usize,
     /// Keep the store in PostgreSQL instead, shared by every node given the
     /// same URL, e.g. `postgres://ej@127.0.0.1/ej` (plain TCP: keep it on
     /// a trusted network).
@@ -181,7 +186,7 @@ impl StoreArgs {
     /// Opens the store these flags name.
     pub async fn open(&self) -> anyhow::Result<crate::db::Db> {
         match &self.store {
-            None => crate::db::Db::open(&self.data_dir),
+            None => crate::db::Db::open(&self.data_dir, self.store_cache),
             Some(url) => {
                 let limits = crate::db::PostgresLimits {
                     connections: self.store_connections.max(1),
@@ -573,6 +578,14 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("2").is_err());
         assert!(parse_duration("999999999999999999m").is_err(), "no silent overflow");
+    }
+
+    #[test]
+    fn the_store_cache_defaults_to_what_embedders_get() {
+        let Command::Serve(serve) = Cli::parse_from(["ej", "serve"]).command else {
+            unreachable!()
+        };
+        assert_eq!(serve.store.store_cache, crate::db::CACHE);
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub struct BenchEnv {
 impl BenchEnv {
     pub fn new(bench: &str) -> Self {
         let dir = Self::scratch(bench);
-        Self::with(ej::db::Db::open(&dir).expect("opening the store"), dir)
+        Self::with(ej::db::Db::open(&dir, ej::db::CACHE).expect("opening the store"), dir)
     }
 
     /// With the store in PostgreSQL at `url` instead.

@@ -107,6 +107,10 @@ impl std::fmt::Display for CommitError {
 
 impl std::error::Error for CommitError {}
 
+/// Bytes of the embedded store's pages kept in memory unless told
+/// otherwise (`--store-cache`'s default).
+pub const CACHE: usize = 256 << 20;
+
 /// The store, opened once per process.
 pub struct Db {
     backend: Backend,
@@ -136,12 +140,12 @@ pub enum Snapshot {
 }
 
 impl Db {
-    /// Opens (creating if need be) the embedded store in `dir` and starts
-    /// its writer.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens (creating if need be) the embedded store in `dir`, keeping up
+    /// to `cache` bytes of its pages in memory, and starts its writer.
+    pub fn open(dir: &Path, cache: usize) -> Result<Self> {
         let counters = std::sync::Arc::default();
         let (writer, queue) = mpsc::channel(QUEUE);
-        let embedded = embedded::Embedded::open(dir, std::sync::Arc::clone(&counters), queue)?;
+        let embedded = embedded::Embedded::open(dir, cache, std::sync::Arc::clone(&counters), queue)?;
         Ok(Self {
             backend: Backend::Embedded(embedded),
             writer,

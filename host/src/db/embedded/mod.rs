@@ -30,9 +30,9 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Opens (creating if need be) the store in `dir` and starts its writer
-    /// on `queue`.
-    pub fn open(dir: &Path, counters: Arc<Counters>, queue: mpsc::Receiver<Commit>) -> Result<Self> {
+    /// Opens (creating if need be) the store in `dir`, with `cache` bytes
+    /// for its pages, and starts its writer on `queue`.
+    pub fn open(dir: &Path, cache: usize, counters: Arc<Counters>, queue: mpsc::Receiver<Commit>) -> Result<Self> {
         // Private to its owner when ej creates it.
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -42,6 +42,7 @@ impl Embedded {
         let path = dir.join(FILE);
         let warned = std::sync::Once::new();
         let database = Database::builder()
+            .set_cache_size(cache)
             .set_repair_callback(move |_| {
                 warned.call_once(|| tracing::warn!("the store was not closed cleanly: checking and repairing it"));
             })
