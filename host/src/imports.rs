@@ -210,8 +210,8 @@ impl registry::Host for EventImports {
         let limit = (limit as usize).min(self.limits.max_listed);
         let found = match &self.env.relay {
             None => self.env.registry.lookup(&prefix, limit),
-            Some(relay) => relay
-                .lookup(&prefix, limit)
+            // Boxed, like the store's PostgreSQL reads (see `db::Snapshot`).
+            Some(relay) => Box::pin(relay.lookup(&prefix, limit))
                 .await
                 .map_err(|error| wasmtime::Error::from_anyhow(crate::db::Unreachable(format!("{error:#}")).into()))?,
         };
