@@ -5,10 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
-
-use crate::metrics::{METRICS, Metrics};
 
 /// Bytes waiting to be written to one peer.
 pub struct Outbox {
@@ -51,29 +48,6 @@ impl Outbox {
         drop(queue);
         self.ready.notify_one();
         Ok(())
-    }
-
-    /// Writes `bytes` to `stream` at once when nothing is queued or being
-    /// written, queuing for the writer only what the socket does not take:
-    /// most replies then leave without waking the writer task.
-    pub fn write_or_push(&self, mut bytes: Vec<u8>, stream: &TcpStream) -> Result<(), Overflow> {
-        {
-            // Under the lock, so that the writer cannot start on newer
-            // bytes meanwhile. (Only the event loop queues: nothing can
-            // come between this and queuing what is left.)
-            let queue = self.lock();
-            if queue.bytes == 0 && !queue.closed {
-                // On an error nothing is written: the writer meets the
-                // same error, or waits for the socket's room.
-                let written = stream.try_write(&bytes).unwrap_or_default();
-                Metrics::add(&METRICS.outbound_bytes, written);
-                if written == bytes.len() {
-                    return Ok(());
-                }
-                bytes.drain(..written);
-            }
-        }
-        self.push(bytes)
     }
 
     /// Queues the last bytes of the connection, past the limit if need be
@@ -162,33 +136,6 @@ mod tests {
         assert!(outbox.push(b"7890".to_vec()).is_err(), "taken is not yet written");
         outbox.written(buf.len());
         outbox.push(b"7890".to_vec()).unwrap();
-    }
-
-    #[tokio::test]
-    async fn bytes_leave_at_once_until_the_socket_is_full_then_queue_in_order() {
-        use tokio::io::AsyncReadExt as _;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (mut peer, _) = listener.accept().await.unwrap();
-        let outbox = Outbox::new(64 << 20);
-        outbox.write_or_push(b"first".to_vec(), &stream).unwrap();
-        assert_eq!(outbox.lock().bytes, 0, "written, not queued");
-        // More than a socket's buffers hold while the peer reads nothing.
-        let big = vec![b'x'; 32 << 20];
-        outbox.write_or_push(big.clone(), &stream).unwrap();
-        let queued = outbox.lock().bytes;
-        assert!(queued > 0 && queued < big.len(), "{queued} of {} queued", big.len());
-        outbox.write_or_push(b"last".to_vec(), &stream).unwrap();
-        assert_eq!(outbox.lock().bytes, queued + 4, "queued behind the rest");
-        let writer = async {
-            let mut buf = Vec::new();
-            assert!(outbox.take(&mut buf).await);
-            crate::transport::write_all(&stream, &buf).await.unwrap();
-        };
-        let mut received = vec![0; 5 + big.len() + 4];
-        let (_, read) = tokio::join!(writer, peer.read_exact(&mut received));
-        read.unwrap();
-        assert_eq!(received, [&b"first"[..], &big, b"last"].concat());
     }
 
     #[tokio::test]

@@ -873,7 +873,7 @@ impl Session {
             return Ok(());
         }
         self.opened = true;
-        self.link.send(text.into_bytes())
+        self.outbox.push(text.into_bytes())
     }
 
     /// The last event: the handler hears why the connection closes and may

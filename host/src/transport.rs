@@ -1,9 +1,7 @@
 //! The socket side of a session: a reader task that owns inbound flow
 //! control, and a writer task that drains the session's outbox; on an
 //! encrypted connection they decrypt and encrypt on the way, and the plain
-//! path does neither. On a plain connection the event loop writes what it
-//! sends itself when nothing is waiting before it (`Link::send`), so the
-//! writer only wakes for what the socket did not take at once.
+//! path does neither.
 //!
 //! The reader pauses when the connection's token bucket is empty or the
 //! event loop is behind (so TCP backpressure reaches the peer), but even
@@ -24,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::metrics::{METRICS, Metrics};
-use crate::outbox::{Outbox, Overflow};
+use crate::outbox::Outbox;
 use crate::throttle::{Rate, Throttle};
 use crate::tls::{Encrypted, Received, TlsSession};
 
@@ -131,15 +129,6 @@ impl Link {
     /// Stops reading from the socket. What was read stays in `input`.
     pub async fn stop_reading(&mut self) {
         self.reader.stop().await;
-    }
-
-    /// Sends `bytes` to the peer: on a plain connection written at once
-    /// if nothing is waiting before them, otherwise queued for the writer.
-    pub fn send(&self, bytes: Vec<u8>) -> Result<(), Overflow> {
-        match self.tls {
-            None => self.outbox.write_or_push(bytes, &self.stream),
-            Some(_) => self.outbox.push(bytes),
-        }
     }
 
     /// Waits until everything queued has been written.
